@@ -1,0 +1,149 @@
+"""Django's connection, seen by SQLAlchemy — with Django staying its owner.
+
+Alembic needs a SQLAlchemy :class:`~sqlalchemy.engine.Connection`. We give it
+one that wraps the DBAPI connection Django already holds for the alias, so the
+test database, ``OPTIONS`` and SQLite in-memory databases just work.
+
+A plain ``create_engine(creator=...)`` would treat that connection as its own:
+its first-connect ``initialize()`` rolls back, ``dispose()``/``NullPool`` close
+it, the pool resets it on return, and the SQLite dialect re-registers
+``regexp``. Each of those silently breaks Django (rows written in ``atomic()``
+vanish, an in-memory test database is destroyed). So the dialect used here is
+a subclass of the real one whose connection-lifecycle hooks do nothing:
+transactions are begun, committed and rolled back by Django's ``atomic()``
+only (see :mod:`django_alembic_ops.runner`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from django.db import connections
+from sqlalchemy.dialects import registry
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.pool import NullPool
+
+from .errors import DatabaseUnavailable
+
+#: Django ``connection.vendor`` -> SQLAlchemy dialect name.
+VENDOR_DIALECTS = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "oracle": "oracle",
+}
+
+_BORROWED_SUFFIX = "django_borrowed"
+_engines: dict[tuple[str, str], Engine] = {}
+
+
+def _noop(self: Any, *args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _borrowing_dialect(base: type[Dialect]) -> type[Dialect]:
+    """Subclass ``base`` so that SQLAlchemy never manages the connection."""
+    namespace: dict[str, Any] = {
+        # Must be in the subclass's own body: SQLAlchemy does not inherit it
+        # and warns on every statement otherwise.
+        "supports_statement_cache": True,
+        "on_connect": lambda self: None,
+        "on_connect_url": lambda self, url: None,
+        "do_begin": _noop,
+        "do_commit": _noop,
+        "do_rollback": _noop,
+        "do_close": _noop,
+        "do_terminate": _noop,
+        "reset_isolation_level": _noop,
+        "do_ping": lambda self, dbapi_connection: True,
+        "__module__": __name__,
+    }
+    return type(f"DjangoBorrowed{base.__name__}", (base,), namespace)
+
+
+def _driver_for(vendor: str) -> str:
+    """The SQLAlchemy ``dialect+driver`` matching the DBAPI Django uses."""
+    if vendor == "postgresql":
+        # Django prefers psycopg 3 when both are installed; so do we.
+        if importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg"
+        return "postgresql+psycopg2"
+    if vendor == "mysql":
+        return "mysql+mysqldb"
+    if vendor == "oracle":
+        return "oracle+oracledb"
+    return "sqlite+pysqlite"
+
+
+def _engine_for(alias: str) -> Engine:
+    connection = connections[alias]
+    driver = _driver_for(connection.vendor)
+    key = (alias, driver)
+    engine = _engines.get(key)
+    if engine is None:
+        base_url = sa.engine.make_url(f"{driver}://")
+        base_dialect = base_url.get_dialect()
+        name = f"{driver.replace('+', '_')}_{_BORROWED_SUFFIX}"
+        dialect_cls = _borrowing_dialect(base_dialect)
+        globals()[dialect_cls.__name__] = dialect_cls
+        registry.register(f"{base_dialect.name}.{name}", __name__, dialect_cls.__name__)
+        kwargs: dict[str, Any] = {}
+        if connection.vendor == "postgresql":
+            # Registering hstore would alter Django's connection adapters.
+            kwargs["use_native_hstore"] = False
+        engine = sa.create_engine(
+            f"{base_dialect.name}+{name}://",
+            # Looked up at checkout time: Django may have reconnected since.
+            creator=lambda: connections[alias].connection,
+            poolclass=NullPool,
+            pool_reset_on_return=None,
+            **kwargs,
+        )
+        _engines[key] = engine
+    return engine
+
+
+def ensure_connection(alias: str) -> None:
+    """Connect Django's alias, turning failures into a one-line error.
+
+    The message names the alias and the driver's reason, never the settings
+    (which hold the password).
+    """
+    connection = connections[alias]
+    try:
+        connection.ensure_connection()
+    except Exception as exc:
+        reason = " ".join(str(exc).split())
+        password = connection.settings_dict.get("PASSWORD")
+        if password:
+            reason = reason.replace(str(password), "********")
+        raise DatabaseUnavailable(
+            f"Cannot connect to database '{alias}' ({connection.vendor}): {reason}. "
+            f"Check DATABASES['{alias}'] and that the server is running."
+        ) from None
+
+
+@contextmanager
+def sqlalchemy_connection(alias: str) -> Iterator[Connection]:
+    """Yield a SQLAlchemy connection over Django's DBAPI connection for ``alias``.
+
+    Closing it closes nothing: the DBAPI connection stays Django's.
+    """
+    ensure_connection(alias)
+    with _engine_for(alias).connect() as connection:
+        yield connection
+
+
+def offline_dialect_name(alias: str) -> str:
+    """The SQLAlchemy dialect for ``--sql``, from ``ENGINE`` alone (no connection)."""
+    vendor = connections[alias].vendor
+    try:
+        return VENDOR_DIALECTS[vendor]
+    except KeyError:
+        raise DatabaseUnavailable(
+            f"Database '{alias}' uses an engine ({vendor}) that SQLAlchemy cannot render offline."
+        ) from None

@@ -1,0 +1,63 @@
+"""Library exceptions. Each message is one line and says what to do next.
+
+Management commands turn every :class:`OpsError` into a ``CommandError``
+(see :mod:`django_alembic_ops.management.base`).
+"""
+
+from __future__ import annotations
+
+
+class OpsError(Exception):
+    """Base class of every user-facing error of django-alembic-ops."""
+
+
+class UnknownApp(OpsError):
+    """An app label that is not installed."""
+
+
+class NoOpsMigrations(OpsError):
+    """An installed app without a ``migrations_ops`` package."""
+
+
+class UnknownMigration(OpsError):
+    """A migration name, prefix or revision id that matches nothing."""
+
+
+class AmbiguousMigration(OpsError):
+    """A prefix that matches several migrations of one app."""
+
+
+class MultipleHeads(OpsError):
+    """An app whose revision graph has several heads."""
+
+
+class ScriptError(OpsError):
+    """A migration script that cannot be loaded, or a broken revision graph."""
+
+
+class DjangoDependencyNotApplied(OpsError):
+    """A ``django_dependencies`` entry whose Django migration is not applied."""
+
+
+class MigrationFailed(OpsError):
+    """A migration raised while running; it was rolled back."""
+
+
+class DatabaseUnavailable(OpsError):
+    """The database of an alias cannot be reached."""
+
+
+class TransactionError(OpsError):
+    """Migrations cannot run in the current transaction state."""
+
+
+class OfflineNotSupported(OpsError):
+    """An operation that cannot be rendered as offline SQL."""
+
+
+class LockTimeout(OpsError):
+    """Another run held the migration lock for longer than ``LOCK_TIMEOUT``."""
+
+
+class WriteError(OpsError):
+    """A migration file that cannot be written."""

@@ -1,0 +1,186 @@
+"""Plan and apply ops migrations for one database alias.
+
+Alembic computes every plan (``ScriptDirectory._upgrade_revs`` /
+``_downgrade_revs``, exactly what ``alembic upgrade``/``downgrade`` use);
+this module chooses the destination the way ``manage.py migrate`` reads its
+arguments, checks what must hold before anything runs, and hands the steps to
+:mod:`.runner`. It never prints: progress goes through a callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError as AlembicCommandError
+from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db.migrations.recorder import MigrationRecorder
+
+from . import bridge, conf, discovery, naming, scripts as scripts_module
+from .errors import DjangoDependencyNotApplied, ScriptError
+from .lock import migration_lock
+from .runner import Progress, Step, run
+from .scripts import OpsScripts
+
+
+@dataclass(frozen=True)
+class Target:
+    """What ``opsmigrate [app_label] [migration]`` was asked for.
+
+    ``app_label=None``: every app to its head. ``migration=None``: the app to
+    its head. Otherwise exactly that migration (``"zero"`` for none of them).
+    """
+
+    app_label: str | None = None
+    migration: str | None = None
+
+
+def read_heads(alias: str) -> tuple[str, ...]:
+    """The revisions in the version table (empty when it does not exist yet).
+
+    Read through Django's cursor: answering "up to date?" needs no SQLAlchemy.
+    """
+    bridge.ensure_connection(alias)
+    connection = connections[alias]
+    table = conf.get().VERSION_TABLE
+    with connection.cursor() as cursor:
+        if table not in connection.introspection.table_names(cursor):
+            return ()
+        cursor.execute(f"SELECT version_num FROM {connection.ops.quote_name(table)}")
+        return tuple(sorted(row[0] for row in cursor.fetchall()))
+
+
+def allowed_apps(alias: str, scripts: OpsScripts) -> list[str]:
+    """Apps whose ops migrations the database routers allow on ``alias``."""
+    return [label for label in scripts.apps if router.allow_migrate(alias, label)]
+
+
+def load_scripts(target: Target | None = None) -> OpsScripts:
+    """Load every app's scripts, validating the app named by ``target``."""
+    if target is not None and target.app_label is not None:
+        discovery.require_ops_app(target.app_label)
+    return scripts_module.load()
+
+
+def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) -> list[Step]:
+    """The ordered steps that take the database from ``heads`` to ``target``."""
+    directory = scripts.directory
+    current = tuple(heads)
+    allowed = allowed_apps(alias, scripts)
+    try:
+        if target.app_label is None:
+            destinations = tuple(
+                head.revision
+                for label in allowed
+                if (head := scripts.app_head(label)) is not None
+            )
+            alembic_steps = directory._upgrade_revs(destinations, current) if destinations else []  # type: ignore[arg-type]
+        elif target.app_label not in allowed:
+            return []
+        elif target.migration is None:
+            head = scripts.app_head(target.app_label)
+            alembic_steps = directory._upgrade_revs(head.revision, current) if head else []  # type: ignore[arg-type]
+        else:
+            migration = naming.resolve(scripts, target.app_label, target.migration)
+            applied = scripts.applied(current)
+            if migration is None:
+                roots = [
+                    m
+                    for m in scripts.by_app[target.app_label]
+                    if not m.script._versioned_down_revisions and m.revision in applied
+                ]
+                alembic_steps = []
+                for root in roots:
+                    # "<rev>@base" is the base of the branch holding <rev>.
+                    now = _heads_after(scripts, current, alembic_steps)
+                    alembic_steps += directory._downgrade_revs(f"{root.revision}@base", now)  # type: ignore[arg-type]
+            elif migration.revision in applied:
+                later = [
+                    m.revision
+                    for m in scripts.by_app[target.app_label]
+                    if m.revision in applied
+                    and m.revision != migration.revision
+                    and migration.revision in scripts.applied((m.revision,))
+                ]
+                # Alembic refuses a downgrade "to" a revision nothing follows.
+                alembic_steps = (
+                    directory._downgrade_revs(migration.revision, current)  # type: ignore[arg-type]
+                    if later
+                    else []
+                )
+            else:
+                alembic_steps = directory._upgrade_revs(migration.revision, current)  # type: ignore[arg-type]
+    except (RevisionError, AlembicCommandError) as exc:
+        raise ScriptError(" ".join(str(exc).split())) from None
+    steps = [Step(scripts.migration(s.revision.revision), s) for s in alembic_steps]
+    for step in steps:
+        if step.migration.app_label not in allowed:
+            raise ScriptError(
+                f"{step.migration.full_name} would run on database '{alias}', but the database "
+                f"routers do not allow app '{step.migration.app_label}' there; check depends_on "
+                "and allow_migrate()."
+            )
+    return steps
+
+
+def _heads_after(scripts: OpsScripts, heads: tuple[str, ...], steps: Sequence[object]) -> tuple[str, ...]:
+    if not steps:
+        return heads
+    applied = scripts.applied(heads)
+    for step in steps:
+        applied.discard(step.revision.revision)  # type: ignore[attr-defined]
+    # Recompute heads: applied revisions that no applied revision builds on.
+    parents = {
+        down
+        for rev in applied
+        for down in scripts.migration(rev).script._all_down_revisions
+    }
+    return tuple(sorted(applied - parents))
+
+
+def check_django_dependencies(alias: str, steps: Sequence[Step]) -> None:
+    """Refuse to start when a step needs a Django migration that is not applied."""
+    needed = [
+        (step, dependency)
+        for step in steps
+        if step.forward
+        for dependency in step.migration.django_dependencies
+    ]
+    if not needed:
+        return
+    applied = MigrationRecorder(connections[alias]).applied_migrations()
+    for step, (app_label, name) in needed:
+        if (app_label, name) not in applied:
+            raise DjangoDependencyNotApplied(
+                f"Ops migration {step.migration.full_name} depends on Django migration "
+                f"{app_label}.{name}, which is not applied on database '{alias}'. "
+                f"Run 'python manage.py migrate {app_label} {name}' first."
+            )
+
+
+def migrate(
+    target: Target = Target(),
+    *,
+    database: str = DEFAULT_DB_ALIAS,
+    fake: bool = False,
+    progress: Progress | None = None,
+    on_wait: Callable[[], None] | None = None,
+    on_plan: Callable[[list[Step]], None] | None = None,
+) -> list[Step]:
+    """Take ``database`` to ``target``; return the steps that ran.
+
+    The lock is held from before the version table is read until the last
+    step is committed, so concurrent runs each see what the other applied.
+    """
+    scripts = load_scripts(target)
+    bridge.ensure_connection(database)
+    with migration_lock(database, on_wait):
+        heads = read_heads(database)
+        steps = plan(database, scripts, target, heads)
+        if not fake:
+            check_django_dependencies(database, steps)
+        if on_plan is not None:
+            on_plan(steps)
+        run(database, scripts, steps, heads, fake=fake, progress=progress)
+    return steps

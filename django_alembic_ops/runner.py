@@ -1,0 +1,309 @@
+"""Run Alembic migration steps on Django's connection, inside Django's ``atomic()``.
+
+This is the built-in ``env.py``: an :class:`~alembic.runtime.environment.EnvironmentContext`
+configured on the SQLAlchemy view of Django's connection (:mod:`.bridge`),
+whose :class:`~alembic.runtime.migration.MigrationContext` delegates every
+transaction to Django:
+
+- each migration (or the whole run, with ``TRANSACTION_PER_MIGRATION`` off)
+  runs in ``transaction.atomic()``, which issues a real ``BEGIN`` even on
+  SQLite (pysqlite would otherwise autocommit each DDL statement and leave a
+  failed migration half-applied);
+- on SQLite, foreign-key enforcement is switched off before that transaction,
+  checked with ``PRAGMA foreign_key_check`` before commit and switched back on
+  after — what Django's own schema editor does, so that a table rebuilt by
+  ``batch_alter_table`` does not cascade-delete the rows that reference it;
+- ``op.get_context().autocommit_block()`` leaves the ``atomic()`` block and
+  runs in Django's autocommit mode, so Django's view of the connection stays
+  right (Alembic's own version flips the DBAPI isolation level behind
+  Django's back).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import IO, Any
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, RevisionStep
+from alembic.util import CommandError as AlembicCommandError
+from django.db import connections, transaction
+from sqlalchemy.exc import DBAPIError
+
+from . import bridge, conf
+from .errors import MigrationFailed, OfflineNotSupported, TransactionError
+from .scripts import OpsMigration, OpsScripts
+
+#: ``progress(event, migration, fake, elapsed)``; events are ``apply_start``,
+#: ``apply_success``, ``unapply_start`` and ``unapply_success`` (as Django's
+#: ``MigrationExecutor`` reports them). ``elapsed`` is set on success only.
+Progress = Callable[[str, OpsMigration, bool, "float | None"], None]
+
+
+@dataclass
+class Step:
+    """One migration to apply (``forward``) or unapply."""
+
+    migration: OpsMigration
+    alembic_step: RevisionStep
+
+    @property
+    def forward(self) -> bool:
+        return bool(self.alembic_step.is_upgrade)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: the exception and, for database errors, the failing statement."""
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        reason = f"{type(orig).__name__}: {orig}" if orig is not None else str(exc)
+        text = f"{reason}; statement: {exc.statement}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+class _Scope:
+    """A Django transaction around one migration, or around the whole run."""
+
+    def __init__(self, context: DjangoMigrationContext, transactional: bool) -> None:
+        self.context = context
+        self.transactional = transactional
+        self.alias: str = context.opts["django_alias"]
+        self._atomic: Any = None
+        self._fk_disabled = False
+
+    # Entering and leaving are also used by autocommit_block() to step out
+    # of the transaction in the middle of a migration and back in.
+    def open(self) -> None:
+        if not self.transactional:
+            return
+        connection = connections[self.alias]
+        if connection.vendor == "sqlite":
+            if connection.in_atomic_block:
+                raise TransactionError(
+                    "Ops migrations cannot run on SQLite inside an enclosing atomic() block: "
+                    "foreign-key enforcement cannot be switched off inside a transaction. "
+                    "Run them outside atomic() (in pytest, use the transactional_db fixture)."
+                )
+            self._fk_disabled = connection.disable_constraint_checking()
+        self._atomic = transaction.atomic(using=self.alias)
+        self._atomic.__enter__()
+
+    def close(self, exc: BaseException | None) -> None:
+        if self._atomic is None:
+            return
+        connection = connections[self.alias]
+        atomic, self._atomic = self._atomic, None
+        try:
+            if exc is None and self._fk_disabled:
+                try:
+                    connection.check_constraints()
+                except Exception as check_error:
+                    exc = self.context.failure(check_error)
+                    atomic.__exit__(type(exc), exc, exc.__traceback__)
+                    raise exc from check_error
+            if exc is None:
+                atomic.__exit__(None, None, None)
+            else:
+                atomic.__exit__(type(exc), exc, exc.__traceback__)
+        finally:
+            if self._fk_disabled:
+                connection.enable_constraint_checking()
+                self._fk_disabled = False
+
+    def __enter__(self) -> _Scope:
+        self.open()
+        self.context.ops_scopes.append(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.context.ops_scopes.remove(self)
+        self.close(exc)
+        if exc is None:
+            self.context.step_done()
+
+
+class DjangoMigrationContext(MigrationContext):
+    """A MigrationContext whose transactions are Django's ``atomic()`` blocks."""
+
+    ops_scopes: list[_Scope]
+    ops_current: tuple[Step, float] | None
+    ops_progress: Progress | None
+    ops_fake: bool
+
+    def begin_transaction(self, _per_migration: bool = False) -> Any:
+        if self.as_sql:
+            return super().begin_transaction(_per_migration)
+        per_migration = bool(self.opts.get("transaction_per_migration"))
+        if _per_migration:
+            # Always a scope, so progress is reported once the step is done.
+            return _Scope(self, transactional=per_migration)
+        return nullcontext() if per_migration else _Scope(self, transactional=True)
+
+    @contextmanager
+    def autocommit_block(self) -> Iterator[None]:
+        if self.as_sql:
+            with super().autocommit_block():
+                yield
+            return
+        scopes = [scope for scope in self.ops_scopes if scope._atomic is not None]
+        for scope in reversed(scopes):
+            scope.close(None)
+        alias = self.opts["django_alias"]
+        if connections[alias].in_atomic_block:
+            raise TransactionError(
+                "op.get_context().autocommit_block() cannot run inside an enclosing atomic() "
+                "block; run the migration outside atomic()."
+            )
+        try:
+            yield
+        finally:
+            for scope in scopes:
+                scope.open()
+
+    # -- progress reporting (called by _Scope and the wrapped migration_fn) --
+
+    def failure(self, exc: BaseException) -> MigrationFailed:
+        current = self.ops_current
+        if current is None:
+            return MigrationFailed(describe_error(exc))
+        step, _ = current
+        verb = "Applying" if step.forward else "Unapplying"
+        return MigrationFailed(
+            f"{verb} {step.migration.full_name} failed and was rolled back: {describe_error(exc)}"
+        )
+
+    def step_started(self, step: Step) -> None:
+        self.ops_current = (step, time.perf_counter())
+        if self.ops_progress:
+            event = "apply_start" if step.forward else "unapply_start"
+            self.ops_progress(event, step.migration, self.ops_fake, None)
+
+    def step_done(self) -> None:
+        if self.ops_current is None:
+            return
+        step, started = self.ops_current
+        self.ops_current = None
+        if self.ops_progress:
+            event = "apply_success" if step.forward else "unapply_success"
+            self.ops_progress(event, step.migration, self.ops_fake, time.perf_counter() - started)
+
+
+def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> RevisionStep:
+    """Wrap the step's migration function (Alembic sets it per instance)."""
+    alembic_step = step.alembic_step
+    original = alembic_step.migration_fn
+
+    def migration_fn(**kw: Any) -> None:
+        context.step_started(step)
+        if fake:
+            return
+        try:
+            original(**kw)
+        except MigrationFailed:
+            raise
+        except Exception as exc:
+            raise context.failure(exc) from exc
+
+    alembic_step.migration_fn = migration_fn  # type: ignore[method-assign]
+    return alembic_step
+
+
+def _environment(
+    scripts: OpsScripts,
+    steps_fn: Callable[[Any, MigrationContext], Sequence[RevisionStep]],
+    *,
+    as_sql: bool = False,
+    starting_rev: Any = None,
+) -> EnvironmentContext:
+    # No alembic.ini, no env.py: the configuration is Django's.
+    return EnvironmentContext(
+        Config(),
+        scripts.directory,
+        fn=steps_fn,
+        as_sql=as_sql,
+        starting_rev=starting_rev,
+    )
+
+
+def _configure_options() -> dict[str, Any]:
+    settings = conf.get()
+    return {
+        "version_table": settings.VERSION_TABLE,
+        "transaction_per_migration": settings.TRANSACTION_PER_MIGRATION,
+    }
+
+
+def run(
+    alias: str,
+    scripts: OpsScripts,
+    steps: Sequence[Step],
+    heads: Sequence[str],
+    *,
+    fake: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """Run ``steps`` (planned from ``heads``) on Django's connection for ``alias``."""
+    if not steps:
+        return
+
+    def steps_fn(current_heads: Any, context: MigrationContext) -> list[RevisionStep]:
+        if set(current_heads) != set(heads):
+            raise TransactionError(
+                f"Ops migrations on database '{alias}' changed while planning; run again."
+            )
+        assert isinstance(context, DjangoMigrationContext)
+        return [_instrument(context, step, fake) for step in steps]
+
+    env = _environment(scripts, steps_fn)
+    with bridge.sqlalchemy_connection(alias) as sa_connection, env:
+        env.configure(connection=sa_connection, django_alias=alias, **_configure_options())
+        context = env.get_context()
+        # EnvironmentContext has no hook for a MigrationContext subclass, and
+        # the subclass adds no state that __init__ would have to set up.
+        context.__class__ = DjangoMigrationContext
+        assert isinstance(context, DjangoMigrationContext)
+        context.ops_scopes = []
+        context.ops_current = None
+        context.ops_progress = progress
+        context.ops_fake = fake
+        with env.begin_transaction():
+            env.run_migrations()
+
+
+def render_sql(
+    alias: str,
+    scripts: OpsScripts,
+    steps: Sequence[Step],
+    starting_heads: Sequence[str],
+    output: IO[str],
+) -> None:
+    """Write the SQL of ``steps`` to ``output`` without connecting (offline mode)."""
+    dialect_name = bridge.offline_dialect_name(alias)
+    env = _environment(
+        scripts,
+        lambda heads, context: [step.alembic_step for step in steps],
+        as_sql=True,
+        starting_rev=tuple(starting_heads) or None,
+    )
+    try:
+        with env:
+            env.configure(
+                dialect_name=dialect_name,
+                output_buffer=output,
+                django_alias=alias,
+                **_configure_options(),
+            )
+            with env.begin_transaction():
+                env.run_migrations()
+    except AlembicCommandError as exc:
+        raise OfflineNotSupported(" ".join(str(exc).split())) from None
+    except NotImplementedError as exc:
+        raise OfflineNotSupported(
+            f"This migration cannot be rendered as offline SQL on {dialect_name}: {exc}"
+        ) from None

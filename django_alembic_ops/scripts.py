@@ -1,0 +1,234 @@
+"""Load every app's ops scripts into one Alembic :class:`ScriptDirectory`.
+
+Alembic does the loading and builds the revision graph; this module adds what
+a Django user expects on top: a one-line error naming the file for a script
+that does not import, for duplicate revision ids and for a broken graph (Alembic
+only warns about some of those), and the ``app_label.0002_name`` of each
+revision. The result is cached per process and rebuilt when any script file
+changes (``post_migrate`` runs after every test flush and must stay cheap).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError as AlembicCommandError
+
+from . import discovery
+from .discovery import OpsApp
+from .errors import MultipleHeads, ScriptError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class OpsMigration:
+    """One ops migration script, as users name it."""
+
+    app_label: str
+    name: str  # file name without ".py", e.g. "0002_add_orders_view"
+    script: Script = field(compare=False, repr=False)
+
+    @property
+    def revision(self) -> str:
+        return self.script.revision
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.app_label}.{self.name}"
+
+    @property
+    def django_dependencies(self) -> list[tuple[str, str]]:
+        return [tuple(dep) for dep in getattr(self.script.module, "django_dependencies", None) or []]  # type: ignore[misc]
+
+
+def _script_files(folder: Path) -> list[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return []
+    return [
+        Path(entry.path)
+        for entry in entries
+        if entry.name.endswith(".py")
+        and entry.name != "__init__.py"
+        and not entry.name.startswith((".", "#"))
+        and entry.is_file()
+    ]
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _error_location(exc: BaseException, path: Path) -> str:
+    """``file, line N`` of the deepest frame of ``exc`` inside ``path``."""
+    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+    if line is None:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if Path(frame.filename).resolve() == path:
+                line = frame.lineno
+    where = _display(path)
+    return f"{where}, line {line}" if line else where
+
+
+class _OpsScriptDirectory(ScriptDirectory):
+    """A ScriptDirectory whose loader reports bad files in one line."""
+
+    def __init__(self, apps: Sequence[OpsApp]) -> None:
+        self.ops_apps = list(apps)
+        super().__init__(
+            str(_PACKAGE_DIR),
+            version_locations=[str(app.path) for app in self.ops_apps],
+        )
+
+    def _load_revisions(self) -> Iterator[Script]:
+        seen: dict[str, Path] = {}
+        for app in self.ops_apps:
+            for path in _script_files(app.path):
+                try:
+                    source = path.read_bytes()
+                    compile(source, str(path), "exec")
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error")
+                        script = Script._from_path(self, path)
+                except AlembicCommandError as exc:
+                    raise ScriptError(f"{_display(path)}: {exc}") from None
+                except Exception as exc:
+                    raise ScriptError(
+                        f"{_error_location(exc, path)}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                if script is None:
+                    continue
+                if script.revision in seen:
+                    raise ScriptError(
+                        f"Revision id '{script.revision}' is used by two scripts: "
+                        f"{_display(seen[script.revision])} and {_display(path)}. "
+                        "Give one of them a new id."
+                    )
+                seen[script.revision] = path
+                yield script
+
+
+class OpsScripts:
+    """All ops migrations of the installed apps and their revision graph."""
+
+    def __init__(self, apps: Sequence[OpsApp]) -> None:
+        self.apps = {app.label: app for app in apps}
+        self.directory = _OpsScriptDirectory(apps)
+        label_of_folder = {app.path.resolve(): app.label for app in apps}
+        self.by_revision: dict[str, OpsMigration] = {}
+        self.by_app: dict[str, list[OpsMigration]] = {app.label: [] for app in apps}
+        for script in self._scripts():
+            path = Path(script.path)
+            label = label_of_folder[path.parent.resolve()]
+            migration = OpsMigration(label, path.stem, script)
+            self.by_revision[script.revision] = migration
+            self.by_app[label].append(migration)
+        for migrations in self.by_app.values():
+            migrations.sort(key=lambda m: m.name)
+        self._check_branches()
+
+    def _scripts(self) -> list[Script]:
+        try:
+            with warnings.catch_warnings():
+                # Alembic only warns about a down_revision that is not there.
+                warnings.simplefilter("error")
+                return list(self.directory.walk_revisions("base", "heads"))
+        except (RevisionError, AlembicCommandError, UserWarning) as exc:
+            raise ScriptError(f"Broken ops migration graph: {exc}") from None
+
+    def _check_branches(self) -> None:
+        for migration in self.by_revision.values():
+            for down in migration.script._versioned_down_revisions:
+                parent = self.by_revision[down]
+                if parent.app_label != migration.app_label:
+                    raise ScriptError(
+                        f"{migration.full_name} has down_revision {parent.full_name} "
+                        f"of another app; use depends_on = '{down}' for cross-app order."
+                    )
+
+    # -- queries ---------------------------------------------------------------
+
+    def migration(self, revision: str) -> OpsMigration:
+        return self.by_revision[revision]
+
+    def app_heads(self, app_label: str) -> list[OpsMigration]:
+        """Migrations of the app that no other migration of the app builds on."""
+        migrations = self.by_app[app_label]
+        parents = {
+            down for m in migrations for down in m.script._versioned_down_revisions
+        }
+        return [m for m in migrations if m.revision not in parents]
+
+    def app_head(self, app_label: str) -> OpsMigration | None:
+        """The single head of an app (``None`` when it has no migrations)."""
+        heads = self.app_heads(app_label)
+        if len(heads) > 1:
+            names = ", ".join(m.name for m in heads)
+            raise MultipleHeads(
+                f"Conflicting ops migrations detected; multiple heads in app '{app_label}': "
+                f"{names}. To fix them run 'python manage.py opsmakemigration --merge {app_label}'."
+            )
+        return heads[0] if heads else None
+
+    def applied(self, heads: Sequence[str]) -> set[str]:
+        """Revision ids applied when the version table holds ``heads``."""
+        if not heads:
+            return set()
+        return {
+            script.revision
+            for script in self.directory.revision_map.iterate_revisions(
+                tuple(heads), "base", inclusive=True
+            )
+            if script is not None
+        }
+
+    def upgrade_order(self) -> list[OpsMigration]:
+        """Every migration, in the order ``opsmigrate`` applies them from empty."""
+        steps = self.directory._upgrade_revs("heads", ())  # type: ignore[arg-type]
+        return [self.by_revision[step.revision.revision] for step in steps]
+
+
+_cache: dict[tuple[Any, ...], tuple[tuple[Any, ...], OpsScripts]] = {}
+
+
+def _signature(apps: Sequence[OpsApp]) -> tuple[Any, ...]:
+    signature: list[Any] = []
+    for app in apps:
+        try:
+            entries = os.scandir(app.path)
+        except FileNotFoundError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name.endswith(".py"):
+                    stat = entry.stat()
+                    signature.append((entry.path, stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(signature))
+
+
+def load(apps: Sequence[OpsApp] | None = None) -> OpsScripts:
+    """The scripts of ``apps`` (default: every app with ops migrations), cached."""
+    if apps is None:
+        apps = discovery.ops_apps()
+    key = tuple((app.label, str(app.path)) for app in apps)
+    signature = _signature(apps)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    scripts = OpsScripts(apps)
+    _cache.clear()
+    _cache[key] = (signature, scripts)
+    return scripts
