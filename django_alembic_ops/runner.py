@@ -231,12 +231,18 @@ def _environment(
     )
 
 
-def _configure_options() -> dict[str, Any]:
+def _configure_options(alias: str) -> dict[str, Any]:
     settings = conf.get()
-    return {
+    options: dict[str, Any] = {
         "version_table": settings.VERSION_TABLE,
         "transaction_per_migration": settings.TRANSACTION_PER_MIGRATION,
+        "django_alias": alias,
     }
+    if connections[alias].vendor in ("sqlite", "postgresql"):
+        # Alembic assumes SQLite autocommits DDL; under Django's atomic() it
+        # does not, and offline SQL should show the BEGIN/COMMIT we run.
+        options["transactional_ddl"] = True
+    return options
 
 
 def run(
@@ -262,7 +268,7 @@ def run(
 
     env = _environment(scripts, steps_fn)
     with bridge.sqlalchemy_connection(alias) as sa_connection, env:
-        env.configure(connection=sa_connection, django_alias=alias, **_configure_options())
+        env.configure(connection=sa_connection, **_configure_options(alias))
         context = env.get_context()
         # EnvironmentContext has no hook for a MigrationContext subclass, and
         # the subclass adds no state that __init__ would have to set up.
@@ -296,8 +302,7 @@ def render_sql(
             env.configure(
                 dialect_name=dialect_name,
                 output_buffer=output,
-                django_alias=alias,
-                **_configure_options(),
+                **_configure_options(alias),
             )
             with env.begin_transaction():
                 env.run_migrations()

@@ -1,0 +1,65 @@
+"""``manage.py migrate`` integration through Django's ``post_migrate`` signal.
+
+The signal fires after ``migrate``, during test database creation (also with
+pytest-django's ``--nomigrations``) and after every ``TransactionTestCase``
+flush, so the up-to-date case must be cheap: scripts are cached per process
+(:func:`.scripts.load`) and the version table is read through Django's cursor.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from django.apps import AppConfig
+from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.color import color_style
+
+from . import conf, discovery, executor
+from .errors import DjangoDependencyNotApplied, OpsError
+from .runner import Step
+from .scripts import OpsMigration
+
+
+def run_after_migrate(
+    sender: AppConfig, *, using: str, verbosity: int = 1, **kwargs: Any
+) -> None:
+    """Apply pending ops migrations on ``using`` after Django's migrations."""
+    if not conf.get().RUN_WITH_MIGRATE or not discovery.ops_apps():
+        return
+    stream: IO[str] = kwargs.get("stdout") or sys.stdout
+    stdout = stream if isinstance(stream, OutputWrapper) else OutputWrapper(stream)
+    style = color_style()
+    target = executor.Target()
+    try:
+        scripts = executor.load_scripts(target)
+        pending = executor.plan(using, scripts, target, executor.read_heads(using))
+        if not pending:
+            return
+        try:
+            executor.check_django_dependencies(using, pending)
+        except DjangoDependencyNotApplied as exc:
+            # A partial "migrate app 0003" is legitimate; say why ops wait.
+            if verbosity >= 1:
+                stdout.write(style.WARNING(f"Ops migrations not applied: {exc}"))
+            return
+
+        def announce(steps: list[Step]) -> None:
+            if verbosity >= 1 and steps:
+                stdout.write(style.MIGRATE_HEADING("Running ops migrations:"))
+
+        def progress(event: str, migration: OpsMigration, fake: bool, elapsed: float | None) -> None:
+            if verbosity < 1:
+                return
+            if event == "apply_start":
+                stdout.write(f"  Applying {migration.full_name}...", ending="")
+                stdout.flush()
+            elif event == "apply_success":
+                timing = f" ({elapsed:.3f}s)" if verbosity >= 2 and elapsed is not None else ""
+                stdout.write(style.SUCCESS(" OK") + timing)
+
+        executor.migrate(target, database=using, progress=progress, on_plan=announce)
+    except OpsError as exc:
+        if verbosity >= 1:
+            stdout.write("")
+        raise CommandError(str(exc)) from exc

@@ -1,0 +1,124 @@
+"""``manage.py opsmigrate [app_label] [migration]``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from ... import api
+from ...runner import Step
+from ...scripts import OpsMigration
+from ..base import OpsCommand
+
+
+class Command(OpsCommand):
+    help = "Updates the database schema by applying or unapplying ops (Alembic) migrations."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("app_label", nargs="?", help="App label of an app with ops migrations.")
+        parser.add_argument(
+            "migration_name",
+            nargs="?",
+            help='Database state will be brought to the state after that migration. Use "zero" '
+            "to unapply all of the app's ops migrations.",
+        )
+        self.add_database_argument(parser)
+        parser.add_argument(
+            "--plan", action="store_true", help="Shows a list of the ops migrations that would run."
+        )
+        parser.add_argument(
+            "--sql",
+            action="store_true",
+            help="Prints the SQL from an empty database to the target, without connecting.",
+        )
+        parser.add_argument(
+            "--fake", action="store_true", help="Mark ops migrations as run without running them."
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            dest="check_unapplied",
+            help="Exits with a non-zero status if unapplied ops migrations exist; changes nothing.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = options["verbosity"]
+        app_label, name = options["app_label"], options["migration_name"]
+        database = options["database"]
+        if name is not None and app_label is None:  # pragma: no cover - argparse order
+            name = None
+        if options["sql"]:
+            api.sql(app_label, name, database=database, output=self.stdout)
+            return
+        if options["plan"] or options["check_unapplied"]:
+            steps = api.plan(app_label, name, database=database)
+            if options["plan"]:
+                self._print_plan(steps)
+            if options["check_unapplied"] and steps:
+                if not options["plan"] and self.verbosity >= 1:
+                    for step in steps:
+                        self.stdout.write(f"  Unapplied: {step.migration.full_name}")
+                sys.exit(1)
+            return
+        labels = api.validate(app_label, name)
+        if self.verbosity >= 1:
+            self._print_operations(labels, app_label, name)
+        api.migrate(
+            app_label,
+            name,
+            database=database,
+            fake=options["fake"],
+            progress=self._progress,
+            on_wait=lambda: self.stdout.write(
+                f"Waiting for another opsmigrate run on database '{database}'..."
+            ),
+            on_plan=self._print_running,
+        )
+
+    def _print_operations(self, labels: list[str], app_label: str | None, name: str | None) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING("Operations to perform:"))
+        if app_label is None:
+            self.stdout.write(
+                self.style.MIGRATE_LABEL("  Apply all ops migrations: ")
+                + (", ".join(sorted(labels)) or "(none)")
+            )
+        elif name is None:
+            self.stdout.write(self.style.MIGRATE_LABEL("  Apply all ops migrations: ") + app_label)
+        elif name == "zero":
+            self.stdout.write(self.style.MIGRATE_LABEL("  Unapply all ops migrations: ") + app_label)
+        else:
+            self.stdout.write(
+                self.style.MIGRATE_LABEL("  Target specific ops migration: ")
+                + f"{name}, from {app_label}"
+            )
+
+    def _print_running(self, steps: list[Step]) -> None:
+        if self.verbosity >= 1:
+            self.stdout.write(self.style.MIGRATE_HEADING("Running ops migrations:"))
+            if not steps:
+                self.stdout.write("  No ops migrations to apply.")
+
+    def _print_plan(self, steps: list[Step]) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING("Planned operations:"))
+        if not steps:
+            self.stdout.write("  No planned ops migration operations.")
+        for step in steps:
+            verb = "Apply" if step.forward else "Unapply"
+            self.stdout.write(f"  {verb} {step.migration.full_name}")
+
+    def _progress(
+        self, event: str, migration: OpsMigration, fake: bool, elapsed: float | None
+    ) -> None:
+        if self.verbosity < 1:
+            return
+        if event.endswith("_start"):
+            verb = "Applying" if event == "apply_start" else "Unapplying"
+            self.stdout.write(f"  {verb} {migration.full_name}...", ending="")
+            self.stdout.flush()
+            return
+        result = self.style.SUCCESS(" FAKED" if fake else " OK")
+        if self.verbosity >= 2 and elapsed is not None:
+            result += f" ({elapsed:.3f}s)"
+        self.stdout.write(result)

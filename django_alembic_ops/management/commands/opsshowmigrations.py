@@ -1,0 +1,53 @@
+"""``manage.py opsshowmigrations [app_label ...] [--plan]``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from ... import api
+from ..base import OpsCommand
+
+
+class Command(OpsCommand):
+    help = "Shows all ops migrations in a project and whether they are applied."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("app_label", nargs="*", help="App labels to show (default: all).")
+        self.add_database_argument(parser)
+        parser.add_argument(
+            "--plan",
+            "-p",
+            action="store_true",
+            help="Shows all ops migrations in the order they will be applied.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        labels = options["app_label"]
+        database = options["database"]
+        if options["plan"]:
+            entries = api.showplan(labels, database=database)
+            if not entries:
+                self.stdout.write("(no ops migrations)", self.style.ERROR)
+            for migration, applied in entries:
+                mark = "[X]" if applied else "[ ]"
+                line = f"{mark}  {migration.full_name}"
+                if options["verbosity"] >= 2:
+                    deps = migration.script._all_down_revisions
+                    if deps:
+                        names = ", ".join(
+                            api.executor.load_scripts().migration(rev).full_name for rev in deps
+                        )
+                        line += f" ... (depends on {names})"
+                self.stdout.write(line)
+            return
+        for label, migrations in api.showmigrations(labels, database=database).items():
+            self.stdout.write(label, self.style.MIGRATE_LABEL)
+            if not migrations:
+                self.stdout.write(" (no ops migrations)", self.style.ERROR)
+            for name, applied in migrations:
+                if applied:
+                    self.stdout.write(f" [X] {name}")
+                else:
+                    self.stdout.write(f" [ ] {name}")

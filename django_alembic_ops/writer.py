@@ -1,0 +1,143 @@
+"""New migration files: numbering, names, rendering; never overwriting."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.util import rev_id
+
+from .discovery import OpsApp
+from .errors import WriteError
+
+_NUMBER = re.compile(r"^(\d+)_")
+_MAX_SLUG = 60
+
+TEMPLATE = '''\
+"""{docstring}
+
+Revision ID: {revision}
+Revises: {revises}
+Create Date: {create_date}
+"""
+
+{imports}
+
+revision = {revision!r}
+down_revision = {down_revision!r}
+branch_labels = {branch_labels!r}
+depends_on = {depends_on!r}
+{django_dependencies}
+
+def upgrade() -> None:
+{upgrade}
+
+
+def downgrade() -> None:
+{downgrade}
+'''
+
+DEFAULT_IMPORTS = "from alembic import op\nimport sqlalchemy as sa"
+
+
+@dataclass(frozen=True)
+class NewMigration:
+    """A rendered migration script and where it goes."""
+
+    app_label: str
+    path: Path
+    source: str
+    revision: str
+
+
+def slugify(message: str) -> str:
+    """Turn ``-m`` text into a Python identifier for the file name.
+
+    Only letters, digits and underscores survive, so ``/``, ``..`` and other
+    path parts can never leave the ``migrations_ops`` folder.
+    """
+    ascii_text = unicodedata.normalize("NFKD", message).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^0-9a-zA-Z]+", "_", ascii_text).strip("_").lower()
+    return slug[:_MAX_SLUG].rstrip("_")
+
+
+def next_number(folder: Path) -> int:
+    numbers = [
+        int(match.group(1))
+        for path in (folder.iterdir() if folder.is_dir() else [])
+        if (match := _NUMBER.match(path.name))
+    ]
+    return max(numbers, default=0) + 1
+
+
+def default_name(number: int) -> str:
+    if number == 1:
+        return "initial"
+    return "auto_" + datetime.datetime.now().strftime("%Y%m%d_%H%M")
+
+
+def _indent(body: str) -> str:
+    body = body.strip("\n") or "pass"
+    return "\n".join(("    " + line) if line.strip() else "" for line in body.splitlines())
+
+
+def render(
+    app: OpsApp,
+    *,
+    message: str | None,
+    down_revision: str | tuple[str, ...] | None,
+    depends_on: Sequence[str] = (),
+    upgrade: str = "pass",
+    downgrade: str = "pass",
+    imports: str = DEFAULT_IMPORTS,
+    name: str | None = None,
+) -> NewMigration:
+    """Render the next numbered script of ``app`` (nothing is written)."""
+    number = next_number(app.path)
+    slug = slugify(message or "") or name or default_name(number)
+    filename = f"{number:04d}_{slug}.py"
+    revision = rev_id()
+    is_first = down_revision is None
+    deps: str | tuple[str, ...] | None = None
+    if depends_on:
+        deps = depends_on[0] if len(depends_on) == 1 else tuple(depends_on)
+    revises = ", ".join(down_revision) if isinstance(down_revision, tuple) else down_revision
+    docstring = (message or slug.replace("_", " ")).replace('"""', "'''").replace("\\", "\\\\")
+    source = TEMPLATE.format(
+        docstring=docstring,
+        revision=revision,
+        revises=revises or "",
+        create_date=datetime.datetime.now().isoformat(sep=" ", timespec="seconds"),
+        imports=imports.strip(),
+        down_revision=down_revision,
+        branch_labels=(app.label,) if is_first else None,
+        depends_on=deps,
+        django_dependencies=(
+            "# Django migrations that must be applied first, e.g. [('shop', '0004_order_status')]\n"
+            "django_dependencies: list[tuple[str, str]] = []\n"
+        ),
+        upgrade=_indent(upgrade),
+        downgrade=_indent(downgrade),
+    )
+    return NewMigration(app.label, app.path / filename, source, revision)
+
+
+def write(migration: NewMigration) -> Path:
+    """Write ``migration``, creating the package on first use; never overwrite."""
+    folder = migration.path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        init = folder / "__init__.py"
+        if not init.exists():
+            init.touch()
+        with open(migration.path, "x", encoding="utf-8") as handle:
+            handle.write(migration.source)
+    except FileExistsError:
+        raise WriteError(f"{migration.path} already exists; it was not overwritten.") from None
+    except OSError as exc:
+        raise WriteError(f"Cannot write {migration.path}: {exc.strerror}.") from None
+    return migration.path
