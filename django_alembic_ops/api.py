@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -226,7 +227,10 @@ def merge(app_label: str, *, message: str | None = None, dry_run: bool = False) 
     if len(heads) < 2:
         return None
     heads.sort(key=lambda m: m.name)
-    name = "merge_" + "_".join(m.name.split("_", 1)[0] for m in heads)
+    # Like makemigrations --merge: named after the migrations it merges.
+    name = "merge_" + "_".join(m.name for m in heads)
+    if len(name) > 60:
+        name = "merge_" + datetime.datetime.now().strftime("%Y%m%d_%H%M")
     new = writer.render(
         app,
         message=message,

@@ -66,10 +66,12 @@ def _script_files(folder: Path) -> list[Path]:
 
 
 def _display(path: Path) -> str:
+    """``path`` relative to the current directory when inside it, else absolute."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _error_location(exc: BaseException, path: Path) -> str:

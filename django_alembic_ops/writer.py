@@ -98,7 +98,7 @@ def render(
 ) -> NewMigration:
     """Render the next numbered script of ``app`` (nothing is written)."""
     number = next_number(app.path)
-    slug = slugify(message or "") or name or default_name(number)
+    slug = slugify(message or "") or slugify(name or "") or default_name(number)
     filename = f"{number:04d}_{slug}.py"
     revision = rev_id()
     is_first = down_revision is None

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The one test command: sets up everything on a fresh machine, then runs lint,
+# type checks, the docs build and the test suite, stopping at the first failure.
+#
+#   bash scripts/test.sh [pytest args...]
+#
+# With $CI set, a PostgreSQL that cannot be started is an error (and the suite
+# itself fails rather than skips PostgreSQL tests); locally it is only a warning.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Own venv, so nothing depends on (or pollutes) the machine's Python.
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/pip install -q -e '.[dev]' </dev/null
+bin=.venv/bin
+
+# Executed, not sourced, so a failure cannot kill this script; .pgenv is only
+# sourced after a successful start, never a stale one.
+if bash scripts/start-postgres.sh; then
+    . ./.pgenv
+elif [[ -n ${CI:-} ]]; then
+    echo "test.sh: *** ERROR: could not start PostgreSQL, and CI is set: failing. ***" >&2
+    exit 1
+else
+    echo "" >&2
+    echo "test.sh: *** WARNING: could not start PostgreSQL; PostgreSQL tests will be SKIPPED. ***" >&2
+    echo "" >&2
+fi
+if [[ -n ${CI:-} ]]; then
+    export OPS_REQUIRE_POSTGRES=1
+fi
+
+set -x  # show each check as it runs, so a failure's source is obvious in logs
+"$bin/ruff" check .
+"$bin/ruff" format --check .
+"$bin/mypy"
+if [[ -f docs/conf.py ]]; then
+    "$bin/sphinx-build" -n -W --keep-going -b html docs docs/_build/html
+fi
+"$bin/pytest" "$@"

@@ -1,0 +1,208 @@
+"""Fixtures: throw-away Django apps with ops scripts, per-backend aliases, helpers.
+
+Each test builds the apps it needs under ``tmp_path`` (``project.app(...)``,
+``project.script(...)``), installs them with ``override_settings`` and drives
+the real management commands. Afterwards every app is unapplied and any table
+or view the test left behind is dropped, so tests are independent.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+from django.test.utils import override_settings
+
+from django_alembic_ops import bridge, conf
+
+BASE_APPS = list(settings.INSTALLED_APPS)
+BACKENDS = {"sqlite": "default", "postgresql": "postgres"}
+
+
+def _require_alias(alias: str) -> None:
+    if alias in settings.DATABASES:
+        return
+    reason = (
+        "PostgreSQL not configured (set OPS_TEST_PG_PORT, or run 'bash scripts/test.sh', "
+        "which starts a private server)"
+    )
+    if os.environ.get("OPS_REQUIRE_POSTGRES"):
+        pytest.fail(f"{reason}; OPS_REQUIRE_POSTGRES is set, so this is an error.")
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
+def alias(request: pytest.FixtureRequest) -> str:
+    """A database alias, once per backend (SQLite, PostgreSQL)."""
+    name = BACKENDS[request.param]
+    _require_alias(name)
+    return name
+
+
+@pytest.fixture
+def pg_alias() -> str:
+    """The PostgreSQL alias (for PostgreSQL-only behaviour)."""
+    _require_alias("postgres")
+    return "postgres"
+
+
+def script_source(
+    *,
+    revision: str,
+    down: str | tuple[str, ...] | None = None,
+    upgrade: str = "pass",
+    downgrade: str = "pass",
+    branch_labels: tuple[str, ...] | None = None,
+    depends_on: str | tuple[str, ...] | None = None,
+    django_dependencies: list[tuple[str, str]] | None = None,
+    header: str = "",
+) -> str:
+    body = lambda code: textwrap.indent(textwrap.dedent(code).strip() or "pass", "    ")  # noqa: E731
+    return (
+        f'"""{revision}"""\n'
+        "from alembic import op\n"
+        "import sqlalchemy as sa\n"
+        f"{textwrap.dedent(header)}\n"
+        f"revision = {revision!r}\n"
+        f"down_revision = {down!r}\n"
+        f"branch_labels = {branch_labels!r}\n"
+        f"depends_on = {depends_on!r}\n"
+        f"django_dependencies = {django_dependencies or []!r}\n\n\n"
+        f"def upgrade():\n{body(upgrade)}\n\n\n"
+        f"def downgrade():\n{body(downgrade)}\n"
+    )
+
+
+class Project:
+    """Django apps written on disk for one test."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.labels: list[str] = []
+        self._override: Any = None
+        sys.path.insert(0, str(root))
+
+    def app(self, label: str, *, models: str = "", ops: bool = True) -> Path:
+        """Create and install app ``label`` (with an empty migrations_ops/ if ``ops``)."""
+        package = self.root / label
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "models.py").write_text(textwrap.dedent(models))
+        if ops:
+            (package / "migrations_ops").mkdir()
+            (package / "migrations_ops" / "__init__.py").write_text("")
+        self.labels.append(label)
+        self._install()
+        return package
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def script(self, label: str, name: str, **kwargs: Any) -> Path:
+        """Write ``<label>/migrations_ops/<name>.py``; kwargs as :func:`script_source`."""
+        if kwargs.get("down") is None and "branch_labels" not in kwargs:
+            kwargs["branch_labels"] = (label,)
+        return self.write(f"{label}/migrations_ops/{name}.py", script_source(**kwargs))
+
+    def _install(self) -> None:
+        if self._override is not None:
+            self._override.disable()
+        self._override = override_settings(INSTALLED_APPS=BASE_APPS + self.labels)
+        self._override.enable()
+
+    def uninstall(self) -> None:
+        if self._override is not None:
+            self._override.disable()
+            self._override = None
+        for name in list(sys.modules):
+            if name.split(".")[0] in self.labels:
+                del sys.modules[name]
+        sys.path.remove(str(self.root))
+
+
+def _objects(alias: str) -> tuple[set[str], set[str]]:
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        infos = connection.introspection.get_table_list(cursor)
+    return {i.name for i in infos if i.type == "t"}, {i.name for i in infos if i.type == "v"}
+
+
+def _drop_leftovers(alias: str, tables_before: set[str], views_before: set[str]) -> None:
+    connection = connections[alias]
+    tables, views = _objects(alias)
+    quote = connection.ops.quote_name
+    cascade = " CASCADE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA foreign_keys = OFF")
+        for view in views - views_before:
+            cursor.execute(f"DROP VIEW IF EXISTS {quote(view)}{cascade}")
+        for table in tables - tables_before:
+            cursor.execute(f"DROP TABLE IF EXISTS {quote(table)}{cascade}")
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA foreign_keys = ON")
+
+
+@pytest.fixture
+def project(tmp_path: Path, transactional_db: None, django_db_blocker: Any) -> Iterator[Project]:
+    """Throw-away apps on disk, installed for this test; databases cleaned after."""
+    aliases = [a for a in BACKENDS.values() if a in settings.DATABASES]
+    before = {a: _objects(a) for a in aliases}
+    proj = Project(tmp_path)
+    try:
+        yield proj
+    finally:
+        for a in aliases:
+            connection = connections[a]
+            if connection.vendor == "sqlite" and connection.in_atomic_block:
+                continue
+            _drop_leftovers(a, *before[a])
+        proj.uninstall()
+        conf.get.cache_clear()
+
+
+def run(*args: str, **options: Any) -> str:
+    """``manage.py <args>``; returns what it printed."""
+    out = StringIO()
+    options.setdefault("no_color", True)
+    call_command(*args, stdout=out, stderr=out, **options)
+    return out.getvalue()
+
+
+def run_error(*args: str, **options: Any) -> str:
+    """``manage.py <args>`` that must fail with a CommandError; returns its message."""
+    with pytest.raises(CommandError) as info:
+        run(*args, **options)
+    return str(info.value)
+
+
+@contextmanager
+def inspect_db(alias: str) -> Iterator[Any]:
+    """A SQLAlchemy inspector on the test database of ``alias``."""
+    with bridge.sqlalchemy_connection(alias) as connection:
+        yield sa.inspect(connection)
+
+
+def table_names(alias: str) -> set[str]:
+    return set(_objects(alias)[0])
+
+
+def query(alias: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
