@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -132,6 +133,10 @@ class Project:
         for name in list(sys.modules):
             if name.split(".")[0] in self.labels:
                 del sys.modules[name]
+        for label in self.labels:
+            # Models of a throw-away app must not leak into the next test.
+            apps.all_models.pop(label, None)
+        apps.clear_cache()
         sys.path.remove(str(self.root))
 
 
@@ -172,6 +177,14 @@ def project(tmp_path: Path, transactional_db: None, django_db_blocker: Any) -> I
             if connection.vendor == "sqlite" and connection.in_atomic_block:
                 continue
             _drop_leftovers(a, *before[a])
+            if proj.labels:
+                # Django's migration records of the throw-away apps.
+                placeholders = ", ".join(["%s"] * len(proj.labels))
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"DELETE FROM django_migrations WHERE app IN ({placeholders})",
+                        proj.labels,
+                    )
         proj.uninstall()
         conf.get.cache_clear()
 

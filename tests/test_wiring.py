@@ -238,6 +238,7 @@ def test_version_table_setting(project: Project, alias: str) -> None:
     assert "alembic_ops_version" not in table_names(alias)
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_unreachable_database_is_one_line_without_password(project: Project) -> None:
     one_table(project)
     broken = {

@@ -1,0 +1,132 @@
+"""Broken scripts and graphs: one clear line naming the file, nothing changed."""
+
+from __future__ import annotations
+
+import pytest
+from django.test.utils import override_settings
+
+from .conftest import Project, run, run_error, table_names
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def table(name: str) -> dict[str, str]:
+    return {
+        "upgrade": f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))',
+        "downgrade": f'op.drop_table("{name}")',
+    }
+
+
+@pytest.fixture
+def shop(project: Project) -> Project:
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="r1", **table("shop_a"))
+    return project
+
+
+def assert_nothing_changed(alias: str) -> None:
+    assert not {"shop_a", "alembic_ops_version"} & table_names(alias)
+
+
+def test_syntax_error_names_file_and_line(shop: Project, alias: str) -> None:
+    shop.write("shop/migrations_ops/0002_bad.py", "revision = 'r2'\ndown_revision = 'r1'\ndef (:\n")
+    message = run_error("opsmigrate", database=alias)
+    assert "0002_bad.py, line 3: SyntaxError:" in message
+    assert "\n" not in message
+    assert_nothing_changed(alias)
+
+
+def test_import_error_names_file_and_line(shop: Project, alias: str) -> None:
+    shop.write(
+        "shop/migrations_ops/0002_bad.py",
+        "revision = 'r2'\ndown_revision = 'r1'\nimport not_a_module_anywhere\n",
+    )
+    message = run_error("opsmigrate", database=alias)
+    assert "0002_bad.py, line 3: ModuleNotFoundError: No module named 'not_a_module_anywhere'" in (
+        message
+    )
+    assert_nothing_changed(alias)
+
+
+def test_missing_revision_variable(shop: Project, alias: str) -> None:
+    shop.write("shop/migrations_ops/0002_bad.py", "down_revision = 'r1'\n")
+    message = run_error("opsmigrate", database=alias)
+    assert "0002_bad.py" in message and "revision" in message
+    assert_nothing_changed(alias)
+
+
+def test_duplicate_revision_ids(shop: Project, alias: str) -> None:
+    shop.script("shop", "0002_again", revision="r1", down=None, branch_labels=None)
+    message = run_error("opsmigrate", database=alias)
+    assert "Revision id 'r1' is used by two scripts:" in message
+    assert "0001_initial.py" in message and "0002_again.py" in message
+    assert_nothing_changed(alias)
+
+
+def test_missing_down_revision(shop: Project, alias: str) -> None:
+    shop.script("shop", "0002_orphan", revision="r2", down="nope")
+    message = run_error("opsmigrate", database=alias)
+    assert message.startswith("Broken ops migration graph:")
+    assert "nope" in message
+    assert_nothing_changed(alias)
+
+
+def test_cycle(project: Project, alias: str) -> None:
+    project.app("shop")
+    project.script("shop", "0001_a", revision="a", down="b", branch_labels=None)
+    project.script("shop", "0002_b", revision="b", down="a", branch_labels=None)
+    message = run_error("opsmigrate", database=alias)
+    assert "Broken ops migration graph:" in message or "ycle" in message
+    assert "\n" not in message
+
+
+def test_cross_app_down_revision_refused(shop: Project, alias: str) -> None:
+    shop.app("orders")
+    shop.script("orders", "0001_initial", revision="o1", down="r1", branch_labels=("orders",))
+    message = run_error("opsmigrate", database=alias)
+    assert message == (
+        "orders.0001_initial has down_revision shop.0001_initial of another app; "
+        "use depends_on = 'r1' for cross-app order."
+    )
+
+
+def test_fixed_script_is_picked_up(shop: Project, alias: str) -> None:
+    path = shop.write("shop/migrations_ops/0002_bad.py", "revision = 'r2'\ndef (:\n")
+    run_error("opsmigrate", database=alias)
+    path.write_text(path.read_text().replace("def (:", "down_revision = 'r1'\n"
+                                             "def upgrade(): pass\ndef downgrade(): pass"))
+    out = run("opsmigrate", database=alias)
+    assert "Applying shop.0002_bad... OK" in out
+
+
+class OnlyDefault:
+    """Routes app 'shop' to the default database only."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
+        if app_label == "shop":
+            return db == "default"
+        return None
+
+
+def test_router_excludes_app(shop: Project, pg_alias: str) -> None:
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.OnlyDefault"]):
+        out = run("opsmigrate", database=pg_alias)
+        assert "No ops migrations to apply." in out
+        assert "shop_a" not in table_names(pg_alias)
+        run("opsmigrate", "shop", database=pg_alias)
+        assert "shop_a" not in table_names(pg_alias)
+        run("opsmigrate")
+        assert "shop_a" in table_names("default")
+
+
+def test_router_refuses_dependency_on_excluded_app(shop: Project, pg_alias: str) -> None:
+    shop.app("orders")
+    shop.script("orders", "0001_initial", revision="o1", depends_on="r1", **table("orders_a"))
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.OnlyDefault"]):
+        message = run_error("opsmigrate", database=pg_alias)
+    assert "shop.0001_initial would run on database 'postgres'" in message
+    assert "orders_a" not in table_names(pg_alias)
+
+
+def test_unknown_database_alias(shop: Project) -> None:
+    assert "Unknown database alias 'nope'" in run_error("opsmigrate", database="nope")
