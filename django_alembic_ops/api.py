@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import TextIO
 
 from alembic.runtime.migration import MigrationStep
 from django.db import DEFAULT_DB_ALIAS
@@ -104,7 +104,7 @@ def sql(
     migration: str | None = None,
     *,
     database: str = DEFAULT_DB_ALIAS,
-    output: IO[str],
+    output: TextIO,
 ) -> None:
     """Write the SQL that takes an empty database to the target (offline)."""
     target = Target(app_label, migration)
@@ -124,7 +124,7 @@ def sqlmigrate(
     *,
     backwards: bool = False,
     database: str = DEFAULT_DB_ALIAS,
-    output: IO[str],
+    output: TextIO,
 ) -> None:
     """Write the SQL of one migration (or of its downgrade) to ``output``."""
     discovery.require_ops_app(app_label)
@@ -163,15 +163,30 @@ def showmigrations(
     }
 
 
+@dataclass(frozen=True)
+class PlanEntry:
+    """One line of ``opsshowmigrations --plan``."""
+
+    migration: OpsMigration
+    applied: bool
+    depends_on: list[str]  # full names of the migrations it needs (down and depends_on)
+
+
 def showplan(
     app_labels: Sequence[str] | None = None, *, database: str = DEFAULT_DB_ALIAS
-) -> list[tuple[OpsMigration, bool]]:
+) -> list[PlanEntry]:
     """Every ops migration in the global order ``opsmigrate`` applies them."""
     scripts = executor.load_scripts()
     labels = set(_labels(scripts, app_labels))
     applied = scripts.applied(executor.read_heads(database))
     return [
-        (m, m.revision in applied) for m in scripts.upgrade_order() if m.app_label in labels
+        PlanEntry(
+            m,
+            m.revision in applied,
+            [scripts.migration(rev).full_name for rev in m.script._all_down_revisions],
+        )
+        for m in scripts.upgrade_order()
+        if m.app_label in labels
     ]
 
 

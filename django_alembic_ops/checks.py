@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -13,7 +14,12 @@ _TYPE_NAMES = {str: "a string", bool: "True or False", (int, float): "a number o
 
 
 @register()
-def check_settings(app_configs: list[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+def check_settings(
+    *,
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
     """E001: not a dict; E002: a value of the wrong type; W001: an unknown key."""
     value = conf.raw_setting()
     if not isinstance(value, dict):
@@ -40,7 +46,8 @@ def check_settings(app_configs: list[AppConfig] | None = None, **kwargs: Any) ->
         if not isinstance(item, expected) or wrong_bool:
             messages.append(
                 Error(
-                    f"ALEMBIC_OPS[{key!r}] must be {_TYPE_NAMES[expected]}, not {type(item).__name__}.",
+                    f"ALEMBIC_OPS[{key!r}] must be {_TYPE_NAMES[expected]}, "
+                    f"not {type(item).__name__}.",
                     hint=f"The default is {conf.DEFAULTS[key][0]!r}.",
                     id="django_alembic_ops.E002",
                 )

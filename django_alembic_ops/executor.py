@@ -17,7 +17,8 @@ from alembic.util import CommandError as AlembicCommandError
 from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.migrations.recorder import MigrationRecorder
 
-from . import bridge, conf, discovery, naming, scripts as scripts_module
+from . import bridge, conf, discovery, naming
+from . import scripts as scripts_module
 from .errors import DjangoDependencyNotApplied, ScriptError
 from .lock import migration_lock
 from .runner import Progress, Step, run
@@ -71,9 +72,7 @@ def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) 
     try:
         if target.app_label is None:
             destinations = tuple(
-                head.revision
-                for label in allowed
-                if (head := scripts.app_head(label)) is not None
+                head.revision for label in allowed if (head := scripts.app_head(label)) is not None
             )
             alembic_steps = directory._upgrade_revs(destinations, current) if destinations else []  # type: ignore[arg-type]
         elif target.app_label not in allowed:
@@ -124,7 +123,9 @@ def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) 
     return steps
 
 
-def _heads_after(scripts: OpsScripts, heads: tuple[str, ...], steps: Sequence[object]) -> tuple[str, ...]:
+def _heads_after(
+    scripts: OpsScripts, heads: tuple[str, ...], steps: Sequence[object]
+) -> tuple[str, ...]:
     if not steps:
         return heads
     applied = scripts.applied(heads)
@@ -132,9 +133,7 @@ def _heads_after(scripts: OpsScripts, heads: tuple[str, ...], steps: Sequence[ob
         applied.discard(step.revision.revision)  # type: ignore[attr-defined]
     # Recompute heads: applied revisions that no applied revision builds on.
     parents = {
-        down
-        for rev in applied
-        for down in scripts.migration(rev).script._all_down_revisions
+        down for rev in applied for down in scripts.migration(rev).script._all_down_revisions
     }
     return tuple(sorted(applied - parents))
 

@@ -9,7 +9,7 @@ flush, so the up-to-date case must be cheap: scripts are cached per process
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import Any, TextIO
 
 from django.apps import AppConfig
 from django.core.management.base import CommandError, OutputWrapper
@@ -21,13 +21,11 @@ from .runner import Step
 from .scripts import OpsMigration
 
 
-def run_after_migrate(
-    sender: AppConfig, *, using: str, verbosity: int = 1, **kwargs: Any
-) -> None:
+def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kwargs: Any) -> None:
     """Apply pending ops migrations on ``using`` after Django's migrations."""
     if not conf.get().RUN_WITH_MIGRATE or not discovery.ops_apps():
         return
-    stream: IO[str] = kwargs.get("stdout") or sys.stdout
+    stream: TextIO = kwargs.get("stdout") or sys.stdout
     stdout = stream if isinstance(stream, OutputWrapper) else OutputWrapper(stream)
     style = color_style()
     target = executor.Target()
@@ -48,7 +46,9 @@ def run_after_migrate(
             if verbosity >= 1 and steps:
                 stdout.write(style.MIGRATE_HEADING("Running ops migrations:"))
 
-        def progress(event: str, migration: OpsMigration, fake: bool, elapsed: float | None) -> None:
+        def progress(
+            event: str, migration: OpsMigration, fake: bool, elapsed: float | None
+        ) -> None:
             if verbosity < 1:
                 return
             if event == "apply_start":

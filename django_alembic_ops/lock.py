@@ -39,7 +39,7 @@ def migration_lock(alias: str, on_wait: Callable[[], None] | None = None) -> Ite
     if connection.vendor == "postgresql":
         key = _pg_key()
         acquire, release = "SELECT pg_try_advisory_lock(%s)", "SELECT pg_advisory_unlock(%s)"
-        params: list[object] = [key]
+        params: list[int | str] = [key]
     elif connection.vendor == "mysql":
         acquire, release = "SELECT GET_LOCK(%s, 0)", "SELECT RELEASE_LOCK(%s)"
         params = [_lock_name()[:64]]

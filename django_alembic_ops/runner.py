@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, TextIO
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -210,7 +210,7 @@ def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> Revi
         except Exception as exc:
             raise context.failure(exc) from exc
 
-    alembic_step.migration_fn = migration_fn  # type: ignore[method-assign]
+    alembic_step.migration_fn = migration_fn
     return alembic_step
 
 
@@ -287,7 +287,7 @@ def render_sql(
     scripts: OpsScripts,
     steps: Sequence[Step],
     starting_heads: Sequence[str],
-    output: IO[str],
+    output: TextIO,
 ) -> None:
     """Write the SQL of ``steps`` to ``output`` without connecting (offline mode)."""
     dialect_name = bridge.offline_dialect_name(alias)

@@ -47,7 +47,8 @@ class OpsMigration:
 
     @property
     def django_dependencies(self) -> list[tuple[str, str]]:
-        return [tuple(dep) for dep in getattr(self.script.module, "django_dependencies", None) or []]  # type: ignore[misc]
+        declared = getattr(self.script.module, "django_dependencies", None) or []
+        return [(str(app_label), str(name)) for app_label, name in declared]
 
 
 def _script_files(folder: Path) -> list[Path]:
@@ -169,9 +170,7 @@ class OpsScripts:
     def app_heads(self, app_label: str) -> list[OpsMigration]:
         """Migrations of the app that no other migration of the app builds on."""
         migrations = self.by_app[app_label]
-        parents = {
-            down for m in migrations for down in m.script._versioned_down_revisions
-        }
+        parents = {down for m in migrations for down in m.script._versioned_down_revisions}
         return [m for m in migrations if m.revision not in parents]
 
     def app_head(self, app_label: str) -> OpsMigration | None:

@@ -47,7 +47,10 @@ _ops_pg_start() (
             || { cat "$tmp/initdb.log" >&2; echo "start-postgres: *** initdb FAILED ($tmp) ***" >&2; exit 1; }
         fail() {
             cat "$tmp/server.log" >&2 2>/dev/null || true
-            echo "start-postgres: *** PostgreSQL did NOT become ready on 127.0.0.1:$port: $1 (data: $tmp/data) ***" >&2
+            echo "start-postgres: *** PostgreSQL did NOT become ready on 127.0.0.1:$port: $1 ***" >&2
+            # Log is shown above; don't leave a half-started server or temp dirs behind.
+            as_pg "$bin/pg_ctl" stop -s -m immediate -D "$tmp/data" >/dev/null 2>&1 || true
+            rm -rf "$tmp"
             exit 1
         }
         # Durability is pointless for test data; turning it off makes tests much faster.

@@ -93,8 +93,11 @@ def test_cross_app_down_revision_refused(shop: Project, alias: str) -> None:
 def test_fixed_script_is_picked_up(shop: Project, alias: str) -> None:
     path = shop.write("shop/migrations_ops/0002_bad.py", "revision = 'r2'\ndef (:\n")
     run_error("opsmigrate", database=alias)
-    path.write_text(path.read_text().replace("def (:", "down_revision = 'r1'\n"
-                                             "def upgrade(): pass\ndef downgrade(): pass"))
+    path.write_text(
+        path.read_text().replace(
+            "def (:", "down_revision = 'r1'\ndef upgrade(): pass\ndef downgrade(): pass"
+        )
+    )
     out = run("opsmigrate", database=alias)
     assert "Applying shop.0002_bad... OK" in out
 

@@ -143,7 +143,9 @@ def test_verbosity_two_prints_timings(two_apps: Project, alias: str) -> None:
 
 def test_version_table_holds_heads(two_apps: Project, alias: str) -> None:
     run("opsmigrate", database=alias)
-    assert sorted(row[0] for row in query(alias, "SELECT version_num FROM alembic_ops_version")) == [
+    assert sorted(
+        row[0] for row in query(alias, "SELECT version_num FROM alembic_ops_version")
+    ) == [
         "o2",
         "s3",
     ]

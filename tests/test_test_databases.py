@@ -38,7 +38,7 @@ class Thing(models.Model):
         db_table = "shop_thing"
 """
 
-SCRIPT = '''
+SCRIPT = """
 from alembic import op
 import sqlalchemy as sa
 
@@ -53,7 +53,7 @@ def upgrade():
 
 def downgrade():
     op.drop_table("shop_thing")
-'''
+"""
 
 PYTEST_TEST = """
 import pytest

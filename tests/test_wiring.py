@@ -145,7 +145,10 @@ def test_batch_rebuild_keeps_cascading_children(project: Project, alias: str) ->
         revision="c2",
         down="c1",
         # SQLite rebuilds the table; PostgreSQL alters it in place.
-        header='def recreate():\n    return "always" if op.get_context().dialect.name == "sqlite" else "auto"',
+        header=(
+            "def recreate():\n"
+            '    return "always" if op.get_context().dialect.name == "sqlite" else "auto"'
+        ),
         upgrade="""
             with op.batch_alter_table("ops_parent", recreate=recreate()) as batch:
                 batch.alter_column("name", existing_type=sa.String(20), nullable=False)

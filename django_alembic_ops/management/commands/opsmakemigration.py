@@ -24,7 +24,10 @@ class Command(OpsCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("app_label", nargs="*", help="Apps to create ops migrations for.")
         parser.add_argument(
-            "-m", "--name", dest="message", help="Use this name (and description) for the migration."
+            "-m",
+            "--name",
+            dest="message",
+            help="Use this name (and description) for the migration.",
         )
         parser.add_argument("--empty", action="store_true", help="Create an empty migration.")
         parser.add_argument(
@@ -87,7 +90,9 @@ class Command(OpsCommand):
 
     def _report(self, written: api.Written, dry_run: bool) -> None:
         if self.verbosity >= 1:
-            self.stdout.write(self.style.MIGRATE_HEADING(f"Ops migrations for '{written.app_label}':"))
+            self.stdout.write(
+                self.style.MIGRATE_HEADING(f"Ops migrations for '{written.app_label}':")
+            )
             self.stdout.write(f"  {_display(written.path)}")
         if dry_run and self.verbosity >= 1:
             self.stdout.write(written.source)

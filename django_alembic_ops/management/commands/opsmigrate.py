@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import CommandParser
 
@@ -50,7 +50,7 @@ class Command(OpsCommand):
         if name is not None and app_label is None:  # pragma: no cover - argparse order
             name = None
         if options["sql"]:
-            api.sql(app_label, name, database=database, output=self.stdout)
+            api.sql(app_label, name, database=database, output=cast(TextIO, self.stdout))
             return
         if options["plan"] or options["check_unapplied"]:
             steps = api.plan(app_label, name, database=database)
@@ -87,7 +87,9 @@ class Command(OpsCommand):
         elif name is None:
             self.stdout.write(self.style.MIGRATE_LABEL("  Apply all ops migrations: ") + app_label)
         elif name == "zero":
-            self.stdout.write(self.style.MIGRATE_LABEL("  Unapply all ops migrations: ") + app_label)
+            self.stdout.write(
+                self.style.MIGRATE_LABEL("  Unapply all ops migrations: ") + app_label
+            )
         else:
             self.stdout.write(
                 self.style.MIGRATE_LABEL("  Target specific ops migration: ")

@@ -30,16 +30,11 @@ class Command(OpsCommand):
             entries = api.showplan(labels, database=database)
             if not entries:
                 self.stdout.write("(no ops migrations)", self.style.ERROR)
-            for migration, applied in entries:
-                mark = "[X]" if applied else "[ ]"
-                line = f"{mark}  {migration.full_name}"
-                if options["verbosity"] >= 2:
-                    deps = migration.script._all_down_revisions
-                    if deps:
-                        names = ", ".join(
-                            api.executor.load_scripts().migration(rev).full_name for rev in deps
-                        )
-                        line += f" ... (depends on {names})"
+            for entry in entries:
+                mark = "[X]" if entry.applied else "[ ]"
+                line = f"{mark}  {entry.migration.full_name}"
+                if options["verbosity"] >= 2 and entry.depends_on:
+                    line += f" ... (depends on {', '.join(entry.depends_on)})"
                 self.stdout.write(line)
             return
         for label, migrations in api.showmigrations(labels, database=database).items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import CommandParser
 
@@ -14,8 +14,12 @@ class Command(OpsCommand):
     help = "Prints the SQL statements of the named ops migration (no database connection)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("app_label", help="App label of the application containing the migration.")
-        parser.add_argument("migration_name", help="Migration name, unambiguous prefix or revision id.")
+        parser.add_argument(
+            "app_label", help="App label of the application containing the migration."
+        )
+        parser.add_argument(
+            "migration_name", help="Migration name, unambiguous prefix or revision id."
+        )
         self.add_database_argument(parser)
         parser.add_argument(
             "--backwards",
@@ -29,5 +33,5 @@ class Command(OpsCommand):
             options["migration_name"],
             backwards=options["backwards"],
             database=options["database"],
-            output=self.stdout,
+            output=cast(TextIO, self.stdout),
         )
