@@ -71,8 +71,9 @@ def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) 
     allowed = allowed_apps(alias, scripts)
     try:
         if target.app_label is None:
-            destinations = tuple(
-                head.revision for label in allowed if (head := scripts.app_head(label)) is not None
+            destinations = _independent(
+                scripts,
+                [head.revision for label in allowed if (head := scripts.app_head(label))],
             )
             alembic_steps = directory._upgrade_revs(destinations, current) if destinations else []  # type: ignore[arg-type]
         elif target.app_label not in allowed:
@@ -121,6 +122,14 @@ def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) 
                 "and allow_migrate()."
             )
     return steps
+
+
+def _independent(scripts: OpsScripts, revisions: list[str]) -> tuple[str, ...]:
+    """Drop revisions another one already needs: Alembic refuses overlapping targets."""
+    needed: set[str] = set()
+    for rev in revisions:
+        needed |= scripts.applied((rev,)) - {rev}
+    return tuple(rev for rev in revisions if rev not in needed)
 
 
 def _heads_after(
