@@ -291,9 +291,21 @@ def render_sql(
 ) -> None:
     """Write the SQL of ``steps`` to ``output`` without connecting (offline mode)."""
     dialect_name = bridge.offline_dialect_name(alias)
+    current: list[Step] = []
+
+    def track(step: Step) -> RevisionStep:
+        original = step.alembic_step.migration_fn
+
+        def migration_fn(**kw: Any) -> None:
+            current[:] = [step]
+            original(**kw)
+
+        step.alembic_step.migration_fn = migration_fn
+        return step.alembic_step
+
     env = _environment(
         scripts,
-        lambda heads, context: [step.alembic_step for step in steps],
+        lambda heads, context: [track(step) for step in steps],
         as_sql=True,
         starting_rev=tuple(starting_heads) or None,
     )
@@ -306,9 +318,6 @@ def render_sql(
             )
             with env.begin_transaction():
                 env.run_migrations()
-    except AlembicCommandError as exc:
-        raise OfflineNotSupported(" ".join(str(exc).split())) from None
-    except NotImplementedError as exc:
-        raise OfflineNotSupported(
-            f"This migration cannot be rendered as offline SQL on {dialect_name}: {exc}"
-        ) from None
+    except (AlembicCommandError, NotImplementedError) as exc:
+        where = f"{current[0].migration.full_name}: " if current else ""
+        raise OfflineNotSupported(f"{where}{' '.join(str(exc).split())}") from None

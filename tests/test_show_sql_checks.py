@@ -97,6 +97,7 @@ def test_sql_sqlite_batch_rebuild_says_why(project: Project) -> None:
     )
     message = run_error("opsmigrate", "--sql")
     assert "\n" not in message
+    assert message.startswith("shop.0002_alter: This operation cannot proceed in --sql mode")
     assert "copy_from" in message
 
 
