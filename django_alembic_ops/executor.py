@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError as AlembicCommandError
+from django.apps import apps as django_apps
 from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
 from . import bridge, conf, discovery, naming
 from . import scripts as scripts_module
-from .errors import DjangoDependencyNotApplied, ScriptError
+from .errors import DjangoDependencyNotApplied, NoOpsMigrations, ScriptError
 from .lock import migration_lock
 from .runner import Progress, Step, run
 from .scripts import OpsScripts
@@ -59,9 +61,16 @@ def allowed_apps(alias: str, scripts: OpsScripts) -> list[str]:
 
 def load_scripts(target: Target | None = None) -> OpsScripts:
     """Load every app's scripts, validating the app named by ``target``."""
-    if target is not None and target.app_label is not None:
-        discovery.require_ops_app(target.app_label)
-    return scripts_module.load()
+    if target is None or target.app_label is None:
+        return scripts_module.load()
+    app = discovery.require_ops_app(target.app_label)
+    scripts = scripts_module.load()
+    if not scripts.by_app.get(app.label):
+        raise NoOpsMigrations(
+            f"App '{app.label}' has no ops migrations yet (its {app.module} package is empty). "
+            f"Create one with 'python manage.py opsmakemigration {app.label}'."
+        )
+    return scripts
 
 
 def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) -> list[Step]:
@@ -158,13 +167,30 @@ def check_django_dependencies(alias: str, steps: Sequence[Step]) -> None:
     if not needed:
         return
     applied = MigrationRecorder(connections[alias]).applied_migrations()
-    for step, (app_label, name) in needed:
-        if (app_label, name) not in applied:
+    missing = [(step, dep) for step, dep in needed if dep not in applied]
+    if not missing:
+        return
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    for step, (app_label, name) in missing:
+        where = f"Ops migration {step.migration.full_name} depends on Django migration"
+        if app_label not in django_apps.app_configs:
             raise DjangoDependencyNotApplied(
-                f"Ops migration {step.migration.full_name} depends on Django migration "
-                f"{app_label}.{name}, which is not applied on database '{alias}'. "
-                f"Run 'python manage.py migrate {app_label} {name}' first."
+                f"{where} {app_label}.{name}, but no installed app has the label "
+                f"'{app_label}'. Fix django_dependencies in {step.migration.name}.py."
             )
+        if app_label not in loader.migrated_apps:
+            # No migrations for this app (e.g. pytest --nomigrations): its
+            # tables come from syncdb, which has already run.
+            continue
+        if (app_label, name) not in loader.disk_migrations:
+            raise DjangoDependencyNotApplied(
+                f"{where} {app_label}.{name}, which does not exist. "
+                f"Fix django_dependencies in {step.migration.name}.py."
+            )
+        raise DjangoDependencyNotApplied(
+            f"{where} {app_label}.{name}, which is not applied on database '{alias}'. "
+            f"Run 'python manage.py migrate {app_label} {name}' first."
+        )
 
 
 def migrate(

@@ -1,25 +1,33 @@
 """One ops migration run per database at a time.
 
-PostgreSQL: a session-level advisory lock; MySQL: ``GET_LOCK``. The key is
-derived from the version table name, so databases that share a server but
-not a version table do not block each other. The lock is taken before the
-version table is read or created: concurrent first runs would otherwise both
-try to create it.
+PostgreSQL: a session-level advisory lock; MySQL: ``GET_LOCK``; both keyed on
+the version table name, so databases that share a server but not a version
+table do not block each other. SQLite: an exclusive transaction on a small
+side database next to the database file (``<NAME>.opslock``) — SQLite's own
+write lock, but on a file of its own, because the lock must outlive the
+per-migration transactions on the real database. In-memory SQLite databases
+belong to one process and need no lock.
+
+The lock is taken before the version table is read or created: concurrent
+first runs would otherwise both try to create it, and a waiting run must
+re-read what the other applied.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import connections
 
 from . import conf
 from .errors import LockTimeout
 
-_POLL_SECONDS = 0.2
+_POLL_SECONDS = 0.1
 
 
 def _lock_name() -> str:
@@ -31,41 +39,95 @@ def _pg_key() -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-@contextmanager
-def migration_lock(alias: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold the database's migration lock; call ``on_wait`` once if it must wait."""
-    connection = connections[alias]
+def _wait(alias: str, try_acquire: Callable[[], bool], on_wait: Callable[[], None] | None) -> None:
+    """Poll ``try_acquire`` until it succeeds or ``LOCK_TIMEOUT`` passes."""
     timeout = conf.get().LOCK_TIMEOUT
-    if connection.vendor == "postgresql":
-        key = _pg_key()
-        acquire, release = "SELECT pg_try_advisory_lock(%s)", "SELECT pg_advisory_unlock(%s)"
-        params: list[int | str] = [key]
-    elif connection.vendor == "mysql":
-        acquire, release = "SELECT GET_LOCK(%s, 0)", "SELECT RELEASE_LOCK(%s)"
-        params = [_lock_name()[:64]]
-    else:
-        # SQLite serialises writers itself (its database-level write lock).
-        yield
-        return
     deadline = time.monotonic() + timeout
     waited = False
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(acquire, params)
+    while not try_acquire():
+        if not waited and on_wait is not None:
+            on_wait()
+        waited = True
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"Another opsmigrate run held the lock on database '{alias}' for more than "
+                f"{timeout:g} seconds; try again later or raise ALEMBIC_OPS['LOCK_TIMEOUT']."
+            )
+        time.sleep(_POLL_SECONDS)
+
+
+@contextmanager
+def _server_lock(
+    alias: str, acquire: str, release: str, param: Any, on_wait: Any
+) -> Iterator[None]:
+    connection = connections[alias]
+
+    def try_acquire() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(acquire, [param])
             row = cursor.fetchone()
-            if row and row[0]:
-                break
-            if not waited and on_wait is not None:
-                on_wait()
-            waited = True
-            if time.monotonic() >= deadline:
-                raise LockTimeout(
-                    f"Another opsmigrate run held the lock on database '{alias}' for more than "
-                    f"{timeout:g} seconds; try again later or raise ALEMBIC_OPS['LOCK_TIMEOUT']."
-                )
-            time.sleep(_POLL_SECONDS)
+        return bool(row and row[0])
+
+    _wait(alias, try_acquire, on_wait)
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(release, params)
+            cursor.execute(release, [param])
+
+
+@contextmanager
+def _sqlite_lock(alias: str, on_wait: Callable[[], None] | None) -> Iterator[None]:
+    name = str(connections[alias].settings_dict["NAME"])
+    if name == ":memory:" or "mode=memory" in name:  # Django's own test
+        yield
+        return
+    # isolation_level=None: we issue BEGIN EXCLUSIVE ourselves; timeout=0:
+    # we poll, so we can say that we wait and give up after LOCK_TIMEOUT.
+    side = sqlite3.connect(f"{name}.opslock", timeout=0, isolation_level=None)
+
+    def try_acquire() -> bool:
+        try:
+            side.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError:
+            return False
+        return True
+
+    try:
+        _wait(alias, try_acquire, on_wait)
+        yield
+    finally:
+        side.close()  # ends the transaction, releasing the lock
+
+
+@contextmanager
+def migration_lock(alias: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the database's migration lock; call ``on_wait`` once if it must wait."""
+    vendor = connections[alias].vendor
+    if vendor == "postgresql":
+        lock = _server_lock(
+            alias,
+            "SELECT pg_try_advisory_lock(%s)",
+            "SELECT pg_advisory_unlock(%s)",
+            _pg_key(),
+            on_wait,
+        )
+    elif vendor == "mysql":
+        lock = _server_lock(
+            alias,
+            "SELECT GET_LOCK(%s, 0)",
+            "SELECT RELEASE_LOCK(%s)",
+            _lock_name()[:64],
+            on_wait,
+        )
+    elif vendor == "sqlite":
+        lock = _sqlite_lock(alias, on_wait)
+    else:
+        lock = _no_lock()
+    with lock:
+        yield
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
