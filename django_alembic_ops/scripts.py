@@ -151,6 +151,12 @@ class OpsScripts:
                 return list(self.directory.walk_revisions("base", "heads"))
         except (RevisionError, AlembicCommandError, UserWarning) as exc:
             raise ScriptError(f"Broken ops migration graph: {exc}") from None
+        except KeyError as exc:
+            # Alembic's map lookup of a depends_on target that no script defines.
+            raise ScriptError(
+                f"Broken ops migration graph: revision {exc} is named in depends_on or "
+                "down_revision but no script defines it."
+            ) from None
 
     def _check_branches(self) -> None:
         for migration in self.by_revision.values():

@@ -166,7 +166,7 @@ def _drop_leftovers(alias: str, tables_before: set[str], views_before: set[str])
 @pytest.fixture
 def project(tmp_path: Path, transactional_db: None, django_db_blocker: Any) -> Iterator[Project]:
     """Throw-away apps on disk, installed for this test; databases cleaned after."""
-    aliases = [a for a in BACKENDS.values() if a in settings.DATABASES]
+    aliases = [a for a in [*BACKENDS.values(), "other"] if a in settings.DATABASES]
     before = {a: _objects(a) for a in aliases}
     proj = Project(tmp_path)
     try:

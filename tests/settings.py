@@ -22,6 +22,12 @@ DATABASES = {
         # In-memory test database, as Django's test runner makes by default.
         "TEST": {"NAME": None},
     },
+    # A second SQLite database, for routers and --database.
+    "other": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": "ops_tests_other.sqlite3",
+        "TEST": {"NAME": None},
+    },
 }
 
 PG_PORT = os.environ.get("OPS_TEST_PG_PORT")

@@ -133,3 +133,68 @@ def test_router_refuses_dependency_on_excluded_app(shop: Project, pg_alias: str)
 
 def test_unknown_database_alias(shop: Project) -> None:
     assert "Unknown database alias 'nope'" in run_error("opsmigrate", database="nope")
+
+
+class ShopToOtherOrdersToDefault:
+    """shop only on 'other', orders only on 'default'."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
+        if app_label == "shop":
+            return db == "other"
+        if app_label == "orders":
+            return db == "default"
+        return None
+
+
+def test_router_two_sqlite_databases(shop: Project) -> None:
+    shop.app("orders")
+    shop.script("orders", "0001_initial", revision="o1", **table("orders_a"))
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.ShopToOtherOrdersToDefault"]):
+        run("opsmigrate")
+        run("opsmigrate", database="other")
+        assert "orders_a" in table_names("default") and "shop_a" not in table_names("default")
+        assert "shop_a" in table_names("other") and "orders_a" not in table_names("other")
+        shown = run("opsshowmigrations", database="other")
+        assert " [X] 0001_initial" in shown
+
+
+def test_depends_on_unknown_revision(shop: Project, alias: str) -> None:
+    shop.app("orders")
+    shop.script("orders", "0001_initial", revision="o1", depends_on="nope", **table("orders_a"))
+    message = run_error("opsmigrate", database=alias)
+    assert message.startswith("Broken ops migration graph:")
+    assert "nope" in message
+    assert_nothing_changed(alias)
+
+
+def test_zero_on_app_without_migrations(shop: Project, alias: str) -> None:
+    shop.app("orders")  # an empty migrations_ops package
+    message = run_error("opsmigrate", "orders", "zero", database=alias)
+    assert message == (
+        "App 'orders' has no ops migrations yet (its orders.migrations_ops package is empty). "
+        "Create one with 'python manage.py opsmakemigration orders'."
+    )
+    assert_nothing_changed(alias)
+
+
+def test_unknown_django_dependency(shop: Project, alias: str) -> None:
+    shop.script(
+        "shop", "0002_x", revision="r2", down="r1", django_dependencies=[("auth", "0999_nope")]
+    )
+    message = run_error("opsmigrate", database=alias)
+    assert message == (
+        "Ops migration shop.0002_x depends on Django migration auth.0999_nope, which does not "
+        "exist. Fix django_dependencies in 0002_x.py."
+    )
+    assert_nothing_changed(alias)
+    shop.script("shop", "0002_x", revision="r2", down="r1", django_dependencies=[("nope", "0001")])
+    assert "no installed app has the label 'nope'" in run_error("opsmigrate", database=alias)
+
+
+def test_empty_message_gets_default_name(project: Project) -> None:
+    package = project.app("shop", ops=False)
+    run("opsmakemigration", "shop", "-m", "", "--empty")
+    run("opsmakemigration", "shop", "-m", "!!!", "--empty")
+    names = sorted(p.name for p in (package / "migrations_ops").glob("0*.py"))
+    assert names[0] == "0001_initial.py"
+    assert names[1].startswith("0002_auto_")
