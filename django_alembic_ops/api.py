@@ -30,6 +30,7 @@ from .scripts import OpsMigration, OpsScripts
 __all__ = [
     "Target",
     "validate",
+    "up_to_date",
     "migrate",
     "plan",
     "sql",
@@ -80,6 +81,15 @@ def validate(app_label: str | None = None, migration: str | None = None) -> list
     if app_label is not None and migration is not None:
         naming.resolve(scripts, app_label, migration)
     return list(scripts.apps)
+
+
+def up_to_date(app_label: str | None = None, *, database: str = DEFAULT_DB_ALIAS) -> bool:
+    """``True`` when every ops migration (of ``app_label``) is applied on ``database``.
+
+    Fast: no script is imported. ``False`` also when it cannot tell cheaply;
+    :func:`plan` then gives the exact answer.
+    """
+    return executor.up_to_date(database, app_label)
 
 
 def plan(

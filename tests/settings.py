@@ -34,7 +34,8 @@ PG_PORT = os.environ.get("OPS_TEST_PG_PORT")
 if PG_PORT:
     DATABASES["postgres"] = {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": "ops_tests",
+        # Per process, so that parallel runs on one server never share a test database.
+        "NAME": f"ops_tests_{os.getpid()}",
         "HOST": os.environ.get("OPS_TEST_PG_HOST", "127.0.0.1"),
         "PORT": PG_PORT,
         "USER": os.environ.get("OPS_TEST_PG_USER", "postgres"),

@@ -8,9 +8,14 @@ from typing import Any, TextIO, cast
 from django.core.management.base import CommandParser
 
 from ... import api
+from ...discovery import ops_apps
 from ...runner import Step
 from ...scripts import OpsMigration
 from ..base import OpsCommand
+
+
+def discovery_labels() -> list[str]:
+    return [app.label for app in ops_apps()]
 
 
 class Command(OpsCommand):
@@ -51,6 +56,16 @@ class Command(OpsCommand):
             name = None
         if options["sql"]:
             api.sql(app_label, name, database=database, output=cast(TextIO, self.stdout))
+            return
+        if name is None and not options["fake"] and api.up_to_date(app_label, database=database):
+            # Nothing to do, answered without importing any script.
+            if options["check_unapplied"] or options["plan"]:
+                if options["plan"]:
+                    self._print_plan([])
+                return
+            if self.verbosity >= 1:
+                self._print_operations(discovery_labels(), app_label, name)
+                self._print_running([])
             return
         if options["plan"] or options["check_unapplied"]:
             steps = api.plan(app_label, name, database=database)

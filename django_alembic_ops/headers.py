@@ -1,0 +1,203 @@
+"""A light, cached view of the revision graph, for "is everything applied?".
+
+``post_migrate`` runs after every ``migrate`` and every ``TransactionTestCase``
+flush, and most ``opsmigrate`` runs in a deploy find nothing to do. Answering
+that must not import every script (Alembic's ``ScriptDirectory`` does) nor
+grow with the number of migrations. So this module reads only each script's
+header — the literal ``revision``, ``down_revision`` and ``depends_on`` —
+with :mod:`ast`, caches the result per folder in ``__pycache__`` keyed on the
+files' size and mtime, and keeps it in memory per process.
+
+It is only ever used to say "up to date"; anything it cannot read with
+certainty (non-literal values, branch-label references, broken files) makes
+it answer ``None`` and the caller falls back to the full Alembic load, which
+also produces the proper error messages.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .discovery import OpsApp
+
+_CACHE_NAME = "django_alembic_ops_headers.json"
+_CACHE_VERSION = 1
+_FIELDS = ("revision", "down_revision", "depends_on")
+
+
+@dataclass(frozen=True)
+class Header:
+    revision: str
+    down: tuple[str, ...]
+    depends: tuple[str, ...]
+
+
+class _Unreadable(Exception):
+    """A script whose header is not plain literals."""
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _Unreadable
+
+
+def _read_header(path: str) -> Header:
+    try:
+        with open(path, "rb") as handle:
+            tree = ast.parse(handle.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        raise _Unreadable from None
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in _FIELDS and value is not None:
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    raise _Unreadable from None
+    revision = found.get("revision")
+    if not isinstance(revision, str):
+        raise _Unreadable
+    return Header(
+        revision, _as_tuple(found.get("down_revision")), _as_tuple(found.get("depends_on"))
+    )
+
+
+def _scan(folder: Path) -> dict[str, tuple[int, int]]:
+    stats: dict[str, tuple[int, int]] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".py") and name != "__init__.py" and not name.startswith((".", "#")):
+                stat = entry.stat()
+                stats[name] = (stat.st_mtime_ns, stat.st_size)
+    return stats
+
+
+def _folder_headers(folder: Path) -> list[Header]:
+    stats = _scan(folder)
+    cache_path = folder / "__pycache__" / _CACHE_NAME
+    cached: dict[str, Any] = {}
+    try:
+        data = json.loads(cache_path.read_text())
+        if data.get("version") == _CACHE_VERSION:
+            cached = data["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        cached = {}
+    files: dict[str, Any] = {}
+    changed = set(cached) != set(stats)
+    for name, stat in stats.items():
+        entry = cached.get(name)
+        if entry is not None and tuple(entry["stat"]) == stat:
+            files[name] = entry
+            continue
+        header = _read_header(str(folder / name))
+        files[name] = {
+            "stat": list(stat),
+            "revision": header.revision,
+            "down": list(header.down),
+            "depends": list(header.depends),
+        }
+        changed = True
+    if changed:
+        try:
+            cache_path.parent.mkdir(exist_ok=True)
+            temporary = cache_path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps({"version": _CACHE_VERSION, "files": files}))
+            os.replace(temporary, cache_path)
+        except OSError:
+            pass  # a read-only deployment: the cache is only an optimisation
+    return [
+        Header(entry["revision"], tuple(entry["down"]), tuple(entry["depends"]))
+        for entry in files.values()
+    ]
+
+
+class HeaderGraph:
+    """Revisions per app with their down revisions and dependencies."""
+
+    def __init__(self, by_app: dict[str, list[Header]]) -> None:
+        self.by_app = by_app
+        self.headers = {h.revision: h for headers in by_app.values() for h in headers}
+
+    def _parents(self, revision: str) -> tuple[str, ...]:
+        header = self.headers[revision]
+        return header.down + header.depends
+
+    def ancestors(self, revisions: Iterable[str]) -> set[str]:
+        """``revisions`` and everything they need, transitively."""
+        seen: set[str] = set()
+        stack = list(revisions)
+        while stack:
+            revision = stack.pop()
+            if revision not in seen:
+                seen.add(revision)
+                stack.extend(self._parents(revision))
+        return seen
+
+    def complete_heads(self, labels: Sequence[str]) -> set[str] | None:
+        """The version-table heads once every migration of ``labels`` is applied.
+
+        ``None`` when an app has several heads or none, or the graph has a
+        cycle (the full load reports those).
+        """
+        heads: list[str] = []
+        for label in labels:
+            headers = self.by_app.get(label, [])
+            parents = {down for h in headers for down in h.down}
+            app_heads = [h.revision for h in headers if h.revision not in parents]
+            if len(app_heads) != 1:
+                return None
+            heads += app_heads
+        needed: set[str] = set()
+        for head in heads:
+            needed |= self.ancestors(self._parents(head))
+        if any(
+            h.revision not in needed | set(heads) for label in labels for h in self.by_app[label]
+        ):
+            return None  # a cycle: some revision hangs off no head
+        return {head for head in heads if head not in needed}
+
+
+_memo: dict[tuple[Any, ...], tuple[Any, HeaderGraph]] = {}
+
+
+def load(apps: Sequence[OpsApp]) -> HeaderGraph | None:
+    """The header graph of ``apps``, or ``None`` when a header cannot be trusted."""
+    key = tuple(str(app.path) for app in apps)
+    try:
+        signature = tuple(tuple(sorted(_scan(app.path).items())) for app in apps)
+    except OSError:
+        return None
+    memo = _memo.get(key)
+    if memo is not None and memo[0] == signature:
+        return memo[1]
+    try:
+        graph = HeaderGraph({app.label: _folder_headers(app.path) for app in apps})
+    except (_Unreadable, OSError):
+        return None
+    known = graph.headers
+    if any(ref not in known for h in known.values() for ref in h.down + h.depends):
+        return None  # e.g. a branch label in depends_on: let Alembic resolve it
+    if sum(len(headers) for headers in graph.by_app.values()) != len(known):
+        return None  # duplicate revision ids
+    _memo.clear()
+    _memo[key] = (signature, graph)
+    return graph
