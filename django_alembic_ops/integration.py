@@ -2,8 +2,9 @@
 
 The signal fires after ``migrate``, during test database creation (also with
 pytest-django's ``--nomigrations``) and after every ``TransactionTestCase``
-flush, so the up-to-date case must be cheap: scripts are cached per process
-(:func:`.scripts.load`) and the version table is read through Django's cursor.
+flush, so the up-to-date case must be cheap: it is answered from cached script
+headers and the version table (:func:`.executor.up_to_date`), importing no
+script. Alembic and SQLAlchemy are imported only when something is pending.
 """
 
 from __future__ import annotations
@@ -15,21 +16,25 @@ from django.apps import AppConfig
 from django.core.management.base import CommandError, OutputWrapper
 from django.core.management.color import color_style
 
-from . import conf, discovery, executor
-from .errors import DjangoDependencyNotApplied, OpsError
-from .runner import Step
-from .scripts import OpsMigration
+from . import conf, discovery
 
 
 def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kwargs: Any) -> None:
     """Apply pending ops migrations on ``using`` after Django's migrations."""
     if not conf.get().RUN_WITH_MIGRATE or not discovery.ops_apps():
         return
+    from . import executor
+    from .errors import DjangoDependencyNotApplied, OpsError
+    from .runner import Step
+    from .scripts import OpsMigration
+
     stream: TextIO = kwargs.get("stdout") or sys.stdout
     stdout = stream if isinstance(stream, OutputWrapper) else OutputWrapper(stream)
     style = color_style()
     target = executor.Target()
     try:
+        if executor.up_to_date(using):
+            return
         scripts = executor.load_scripts(target)
         pending = executor.plan(using, scripts, target, executor.read_heads(using))
         if not pending:
@@ -58,7 +63,12 @@ def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kw
                 timing = f" ({elapsed:.3f}s)" if verbosity >= 2 and elapsed is not None else ""
                 stdout.write(style.SUCCESS(" OK") + timing)
 
-        executor.migrate(target, database=using, progress=progress, on_plan=announce)
+        def waiting() -> None:
+            stdout.write(f"Waiting for another opsmigrate run on database '{using}'...")
+
+        executor.migrate(
+            target, database=using, progress=progress, on_plan=announce, on_wait=waiting
+        )
     except OpsError as exc:
         if verbosity >= 1:
             stdout.write("")

@@ -1,0 +1,79 @@
+"""The cheap "up to date" answer: right, invalidated by any script change."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from django_alembic_ops import api, headers
+
+from .conftest import Project, run
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def table(name: str) -> dict[str, str]:
+    return {
+        "upgrade": f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))',
+        "downgrade": f'op.drop_table("{name}")',
+    }
+
+
+@pytest.fixture
+def shop(project: Project) -> Project:
+    project.app("shop")
+    project.app("orders")
+    project.script("shop", "0001_initial", revision="s1", **table("shop_a"))
+    project.script("orders", "0001_initial", revision="o1", depends_on="s1", **table("orders_a"))
+    return project
+
+
+def test_up_to_date_follows_the_database(shop: Project, alias: str) -> None:
+    assert not api.up_to_date(database=alias)
+    run("opsmigrate", "shop", database=alias)
+    assert api.up_to_date("shop", database=alias)
+    assert not api.up_to_date(database=alias)
+    run("opsmigrate", database=alias)
+    assert api.up_to_date(database=alias)
+    run("opsmigrate", "shop", "zero", database=alias)
+    assert not api.up_to_date("shop", database=alias)
+
+
+def test_new_or_edited_script_invalidates_the_cache(shop: Project, alias: str) -> None:
+    run("opsmigrate", database=alias)
+    assert api.up_to_date(database=alias)
+    cache = (
+        shop.root / "shop" / "migrations_ops" / "__pycache__" / "django_alembic_ops_headers.json"
+    )
+    assert cache.is_file()
+    path = shop.script("shop", "0002_more", revision="s2", down="s1", **table("shop_b"))
+    assert not api.up_to_date(database=alias)
+    out = run("opsmigrate", database=alias)
+    assert "Applying shop.0002_more... OK" in out
+    assert api.up_to_date(database=alias)
+    # Same file, new revision id (different size): the cached header is stale.
+    path.write_text(path.read_text().replace("'s2'", "'s2_renumbered'"))
+    assert not api.up_to_date(database=alias)
+
+
+def test_no_op_imports_no_script(shop: Project, alias: str) -> None:
+    run("opsmigrate", database=alias)
+    headers._memo.clear()
+    before = set(sys.modules)
+    out = run("opsmigrate", database=alias)
+    assert "  No ops migrations to apply." in out
+    loaded = {name for name in set(sys.modules) - before if "0001_initial" in name}
+    assert loaded == set()
+
+
+def test_unreadable_header_falls_back_to_full_load(shop: Project, alias: str) -> None:
+    run("opsmigrate", database=alias)
+    shop.write(
+        "shop/migrations_ops/0002_dynamic.py",
+        "from alembic import op\nrevision = 's' + '2'\ndown_revision = 's1'\n"
+        "def upgrade():\n    op.execute('SELECT 1')\ndef downgrade():\n    pass\n",
+    )
+    assert headers.load([]) is not None
+    assert not api.up_to_date(database=alias)
+    assert "Applying shop.0002_dynamic... OK" in run("opsmigrate", database=alias)
