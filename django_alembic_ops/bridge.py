@@ -28,6 +28,9 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import NullPool
 
 from .errors import DatabaseUnavailable
+from .state import ensure_connection
+
+__all__ = ["ensure_connection", "offline_dialect_name", "sqlalchemy_connection"]
 
 #: Django ``connection.vendor`` -> SQLAlchemy dialect name.
 VENDOR_DIALECTS = {
@@ -105,26 +108,6 @@ def _engine_for(alias: str) -> Engine:
         )
         _engines[key] = engine
     return engine
-
-
-def ensure_connection(alias: str) -> None:
-    """Connect Django's alias, turning failures into a one-line error.
-
-    The message names the alias and the driver's reason, never the settings
-    (which hold the password).
-    """
-    connection = connections[alias]
-    try:
-        connection.ensure_connection()
-    except Exception as exc:
-        reason = " ".join(str(exc).split())
-        password = connection.settings_dict.get("PASSWORD")
-        if password:
-            reason = reason.replace(str(password), "********")
-        raise DatabaseUnavailable(
-            f"Cannot connect to database '{alias}' ({connection.vendor}): {reason}. "
-            f"Check DATABASES['{alias}'] and that the server is running."
-        ) from None
 
 
 @contextmanager

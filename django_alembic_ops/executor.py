@@ -19,12 +19,15 @@ from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
-from . import bridge, conf, discovery, headers, naming
+from . import discovery, naming
 from . import scripts as scripts_module
 from .errors import DjangoDependencyNotApplied, NoOpsMigrations, ScriptError
 from .lock import migration_lock
 from .runner import Progress, Step, run
 from .scripts import OpsScripts
+from .state import ensure_connection, read_heads, up_to_date
+
+__all__ = ["Target", "migrate", "plan", "read_heads", "up_to_date", "load_scripts"]
 
 
 @dataclass(frozen=True)
@@ -37,52 +40,6 @@ class Target:
 
     app_label: str | None = None
     migration: str | None = None
-
-
-def read_heads(alias: str) -> tuple[str, ...]:
-    """The revisions in the version table (empty when it does not exist yet).
-
-    Read through Django's cursor: answering "up to date?" needs no SQLAlchemy.
-    """
-    bridge.ensure_connection(alias)
-    connection = connections[alias]
-    table = conf.get().VERSION_TABLE
-    with connection.cursor() as cursor:
-        if table not in connection.introspection.table_names(cursor):
-            return ()
-        cursor.execute(f"SELECT version_num FROM {connection.ops.quote_name(table)}")
-        return tuple(sorted(row[0] for row in cursor.fetchall()))
-
-
-def up_to_date(database: str, app_label: str | None = None) -> bool:
-    """Whether nothing is pending (for ``app_label``, or all apps), answered cheaply.
-
-    Reads script headers (cached, see :mod:`.headers`) and the version table
-    through Django's cursor; imports no script. ``False`` means "pending, or
-    cannot tell": callers then plan with the full Alembic load.
-    """
-    ops_apps = discovery.ops_apps()
-    if app_label is not None:
-        discovery.require_ops_app(app_label)
-    graph = headers.load(ops_apps)
-    if graph is None:
-        return False
-    allowed = [app.label for app in ops_apps if router.allow_migrate(database, app.label)]
-    if app_label is not None:
-        if app_label not in allowed:
-            return False
-        allowed = [app_label]
-    if not any(graph.by_app.get(label) for label in allowed):
-        return False
-    complete = graph.complete_heads(allowed)
-    if complete is None:
-        return False
-    current = read_heads(database)
-    if any(head not in graph.headers for head in current):
-        return False
-    if app_label is None:
-        return set(current) == complete
-    return complete <= graph.ancestors(current)
 
 
 def allowed_apps(alias: str, scripts: OpsScripts) -> list[str]:
@@ -239,7 +196,7 @@ def migrate(
     step is committed, so concurrent runs each see what the other applied.
     """
     scripts = load_scripts(target)
-    bridge.ensure_connection(database)
+    ensure_connection(database)
     with migration_lock(database, on_wait):
         heads = read_heads(database)
         steps = plan(database, scripts, target, heads)

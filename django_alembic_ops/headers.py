@@ -136,6 +136,7 @@ class HeaderGraph:
     def __init__(self, by_app: dict[str, list[Header]]) -> None:
         self.by_app = by_app
         self.headers = {h.revision: h for headers in by_app.values() for h in headers}
+        self._complete: dict[tuple[str, ...], set[str] | None] = {}
 
     def _parents(self, revision: str) -> tuple[str, ...]:
         header = self.headers[revision]
@@ -153,6 +154,12 @@ class HeaderGraph:
         return seen
 
     def complete_heads(self, labels: Sequence[str]) -> set[str] | None:
+        key = tuple(labels)
+        if key not in self._complete:
+            self._complete[key] = self._complete_heads(labels)
+        return self._complete[key]
+
+    def _complete_heads(self, labels: Sequence[str]) -> set[str] | None:
         """The version-table heads once every migration of ``labels`` is applied.
 
         ``None`` when an app has several heads or none, or the graph has a
@@ -169,9 +176,8 @@ class HeaderGraph:
         needed: set[str] = set()
         for head in heads:
             needed |= self.ancestors(self._parents(head))
-        if any(
-            h.revision not in needed | set(heads) for label in labels for h in self.by_app[label]
-        ):
+        reachable = needed | set(heads)
+        if any(h.revision not in reachable for label in labels for h in self.by_app[label]):
             return None  # a cycle: some revision hangs off no head
         return {head for head in heads if head not in needed}
 

@@ -3,7 +3,7 @@
 The signal fires after ``migrate``, during test database creation (also with
 pytest-django's ``--nomigrations``) and after every ``TransactionTestCase``
 flush, so the up-to-date case must be cheap: it is answered from cached script
-headers and the version table (:func:`.executor.up_to_date`), importing no
+headers and the version table (:func:`.state.up_to_date`), importing no
 script. Alembic and SQLAlchemy are imported only when something is pending.
 """
 
@@ -16,15 +16,22 @@ from django.apps import AppConfig
 from django.core.management.base import CommandError, OutputWrapper
 from django.core.management.color import color_style
 
-from . import conf, discovery
+from . import conf, discovery, state
+from .errors import OpsError
 
 
 def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kwargs: Any) -> None:
     """Apply pending ops migrations on ``using`` after Django's migrations."""
     if not conf.get().RUN_WITH_MIGRATE or not discovery.ops_apps():
         return
+    try:
+        if state.up_to_date(using):
+            return  # the common case, e.g. after every TransactionTestCase flush
+    except OpsError as exc:
+        raise CommandError(str(exc)) from exc
+    # Alembic and SQLAlchemy are imported only now, when there is work.
     from . import executor
-    from .errors import DjangoDependencyNotApplied, OpsError
+    from .errors import DjangoDependencyNotApplied
     from .runner import Step
     from .scripts import OpsMigration
 
@@ -33,8 +40,6 @@ def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kw
     style = color_style()
     target = executor.Target()
     try:
-        if executor.up_to_date(using):
-            return
         scripts = executor.load_scripts(target)
         pending = executor.plan(using, scripts, target, executor.read_heads(using))
         if not pending:

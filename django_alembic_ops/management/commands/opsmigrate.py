@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from django.core.management.base import CommandParser
 
-from ... import api
+from ... import state
 from ...discovery import ops_apps
-from ...runner import Step
-from ...scripts import OpsMigration
 from ..base import OpsCommand
 
-
-def discovery_labels() -> list[str]:
-    return [app.label for app in ops_apps()]
+if TYPE_CHECKING:
+    from ...runner import Step
+    from ...scripts import OpsMigration
 
 
 class Command(OpsCommand):
@@ -54,18 +52,18 @@ class Command(OpsCommand):
         database = options["database"]
         if name is not None and app_label is None:  # pragma: no cover - argparse order
             name = None
+        if name is None and not options["sql"] and state.up_to_date(database, app_label):
+            # Nothing to do: answered without importing Alembic or any script.
+            if options["plan"]:
+                self._print_plan([])
+            elif not options["check_unapplied"] and self.verbosity >= 1:
+                self._print_operations([app.label for app in ops_apps()], app_label, name)
+                self._print_running([])
+            return
+        from ... import api  # Alembic and SQLAlchemy: only when there is work
+
         if options["sql"]:
             api.sql(app_label, name, database=database, output=cast(TextIO, self.stdout))
-            return
-        if name is None and not options["fake"] and api.up_to_date(app_label, database=database):
-            # Nothing to do, answered without importing any script.
-            if options["check_unapplied"] or options["plan"]:
-                if options["plan"]:
-                    self._print_plan([])
-                return
-            if self.verbosity >= 1:
-                self._print_operations(discovery_labels(), app_label, name)
-                self._print_running([])
             return
         if options["plan"] or options["check_unapplied"]:
             steps = api.plan(app_label, name, database=database)

@@ -1,0 +1,94 @@
+"""What is applied on a database, answered without SQLAlchemy or Alembic.
+
+The no-op case — everything applied — is the common one (every deploy,
+``post_migrate`` after every test flush). This module answers it from the
+version table, read through Django's cursor, and from cached script headers
+(:mod:`.headers`); importing it loads neither Alembic nor SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connections, router
+
+from . import conf, discovery, headers
+from .errors import DatabaseUnavailable
+
+
+def ensure_connection(alias: str) -> None:
+    """Connect Django's alias, turning failures into a one-line error.
+
+    The message names the alias and the driver's reason, never the settings
+    (which hold the password).
+    """
+    connection = connections[alias]
+    try:
+        connection.ensure_connection()
+    except Exception as exc:
+        reason = " ".join(str(exc).split())
+        password = connection.settings_dict.get("PASSWORD")
+        if password:
+            reason = reason.replace(str(password), "********")
+        raise DatabaseUnavailable(
+            f"Cannot connect to database '{alias}' ({connection.vendor}): {reason}. "
+            f"Check DATABASES['{alias}'] and that the server is running."
+        ) from None
+
+
+def read_heads(alias: str) -> tuple[str, ...]:
+    """The revisions in the version table (empty when it does not exist yet).
+
+    Read through Django's cursor: answering "up to date?" needs no SQLAlchemy.
+    """
+    ensure_connection(alias)
+    connection = connections[alias]
+    table = conf.get().VERSION_TABLE
+    with connection.cursor() as cursor:
+        if not _table_exists(connection, cursor, table):
+            return ()
+        cursor.execute(f"SELECT version_num FROM {connection.ops.quote_name(table)}")
+        return tuple(sorted(row[0] for row in cursor.fetchall()))
+
+
+def _table_exists(connection: Any, cursor: Any, table: str) -> bool:
+    # Listing every table (Django's introspection) costs more than the rest
+    # of the up-to-date check on a database with many tables.
+    if connection.vendor == "sqlite":
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", [table])
+        return cursor.fetchone() is not None
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [connection.ops.quote_name(table)])
+        return bool(cursor.fetchone()[0])
+    return table in connection.introspection.table_names(cursor)
+
+
+def up_to_date(database: str, app_label: str | None = None) -> bool:
+    """Whether nothing is pending (for ``app_label``, or all apps), answered cheaply.
+
+    Reads script headers (cached, see :mod:`.headers`) and the version table
+    through Django's cursor; imports no script. ``False`` means "pending, or
+    cannot tell": callers then plan with the full Alembic load.
+    """
+    ops_apps = discovery.ops_apps()
+    if app_label is not None:
+        discovery.require_ops_app(app_label)
+    graph = headers.load(ops_apps)
+    if graph is None:
+        return False
+    allowed = [app.label for app in ops_apps if router.allow_migrate(database, app.label)]
+    if app_label is not None:
+        if app_label not in allowed:
+            return False
+        allowed = [app_label]
+    if not any(graph.by_app.get(label) for label in allowed):
+        return False
+    complete = graph.complete_heads(allowed)
+    if complete is None:
+        return False
+    current = read_heads(database)
+    if any(head not in graph.headers for head in current):
+        return False
+    if app_label is None:
+        return set(current) == complete
+    return complete <= graph.ancestors(current)
