@@ -21,6 +21,7 @@ transaction to Django:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -199,6 +200,7 @@ def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> Revi
     alembic_step = step.alembic_step
     original = alembic_step.migration_fn
 
+    @functools.wraps(original)  # Alembic names the step after the function
     def migration_fn(**kw: Any) -> None:
         context.step_started(step)
         if fake:
@@ -296,6 +298,7 @@ def render_sql(
     def track(step: Step) -> RevisionStep:
         original = step.alembic_step.migration_fn
 
+        @functools.wraps(original)
         def migration_fn(**kw: Any) -> None:
             current[:] = [step]
             original(**kw)

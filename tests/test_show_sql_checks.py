@@ -65,10 +65,12 @@ def test_showmigrations_plan(apps2: Project, alias: str) -> None:
 
 def test_sqlmigrate_forwards_and_backwards(apps2: Project, alias: str) -> None:
     out = run("opssqlmigrate", "shop", "0002", database=alias)
+    assert "-- Running upgrade s1 -> s2" in out
     assert "CREATE TABLE shop_b" in out
     assert "UPDATE alembic_ops_version SET version_num='s2'" in out
     assert "BEGIN;" in out and "COMMIT;" in out
     back = run("opssqlmigrate", "shop", "0002", "--backwards", database=alias)
+    assert "-- Running downgrade s2 -> s1" in back
     assert "DROP TABLE shop_b" in back
     assert "CREATE TABLE" not in back
     assert "alembic_ops_version" not in table_names(alias)
