@@ -72,7 +72,8 @@ class Command(BaseCommand):
             with transaction.atomic():
                 order.save(update_fields=["status"])
         except DatabaseError as exc:
-            self.stdout.write(f"Reopening order {order.pk} was refused by the trigger: {exc}")
+            reason = str(exc).splitlines()[0]  # PostgreSQL adds a CONTEXT line
+            self.stdout.write(f"Reopening order {order.pk} was refused by the trigger: {reason}")
         else:
             self.stdout.write(self.style.ERROR(f"Order {order.pk} was reopened: no trigger?"))
 
