@@ -28,7 +28,6 @@ does.
 from __future__ import annotations
 
 import functools
-import importlib
 import unittest
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -147,11 +146,12 @@ def _columns(names: Sequence[Any]) -> str:
 
 
 def _options(options: dict[str, Any] | None) -> str:
-    if not options:
-        return ""
-    return " " + " ".join(
-        f"{key}={_words(value)}" for key, value in sorted(options.items()) if value is not None
-    )
+    shown = [
+        f"{key}={_words(value)}"
+        for key, value in sorted((options or {}).items())
+        if value is not None and value != [] and value != {} and value != ""
+    ]
+    return "".join(f" {option}" for option in shown)
 
 
 def _type(type_: Any, dialect: sa.engine.Dialect) -> str:
@@ -424,42 +424,49 @@ def check_upgrade(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
             )
 
 
-#: Where ``check_models_match_ddl`` looks for autogenerate: ``(module, function)``.
-#: The function takes ``(app_label, database=...)`` and returns the changes
-#: autogenerate would write (empty when the models match), or raises
-#: ``LookupError`` when the app has no target.
-AUTOGENERATE_ENTRY_POINT = ("django_alembic_ops.autogenerate", "pending_changes")
-
-
-def _autogenerate() -> Callable[..., Sequence[Any]] | None:
-    module_name, function_name = AUTOGENERATE_ENTRY_POINT
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    function = getattr(module, function_name, None)
-    return function if callable(function) else None
+def _autogenerate_api() -> tuple[Callable[..., Any], Callable[[str], bool]] | None:
+    """``api.autogenerate`` and ``api.has_autogenerate_target``, when this version has them."""
+    autogenerate = getattr(api, "autogenerate", None)
+    has_target = getattr(api, "has_autogenerate_target", None)
+    if callable(autogenerate) and callable(has_target):
+        return autogenerate, has_target
+    return None
 
 
 def check_models_match_ddl(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
     """Fail when autogenerate finds changes between ``app_label``'s target and its migrations.
 
-    :raises unittest.SkipTest: when autogenerate is not available, or the app
-        has no target (no unmanaged models and no ``target_metadata``).
+    The database is first brought to the heads (autogenerate compares against it).
+
+    :raises unittest.SkipTest: when the app has no autogenerate target (no
+        models with ``Meta.managed = False`` and no ``target_metadata``), or
+        autogenerate is not available.
     """
-    compute = _autogenerate()
-    if compute is None:
-        raise unittest.SkipTest("autogenerate not available")
     discovery.require_ops_app(app_label)
-    try:
-        changes = compute(app_label, database=database)
-    except LookupError as exc:
-        raise unittest.SkipTest(str(exc)) from None
-    if changes:
-        listed = "\n".join(f"  - {change}" for change in changes)
+    found = _autogenerate_api()
+    if found is None:
+        raise unittest.SkipTest("autogenerate not available")
+    autogenerate, has_target = found
+    if not has_target(app_label):
+        raise unittest.SkipTest(
+            f"app '{app_label}' has no autogenerate target (no models with "
+            "Meta.managed = False, no target_metadata in its ops package)"
+        )
+    _refuse_sqlite_transaction(database, _GENERIC_HINT)
+    _attempt(
+        "Cannot apply the ops migrations before comparing",
+        functools.partial(api.migrate, database=database),
+    )
+    result = _attempt(
+        f"Autogenerate failed for '{app_label}'",
+        functools.partial(autogenerate, app_label, database=database, check=True),
+    )
+    if result.changes:
+        listed = "\n".join(f"  - {change}" for change in result.changes)
         raise AssertionError(
             f"The models of '{app_label}' do not match its ops migrations; autogenerate "
-            f"would write:\n{listed}\nRun 'python manage.py opsmakemigration {app_label}'."
+            f"found:\n{listed}\nRun 'python manage.py opsmakemigration {app_label}' "
+            "to write the migration."
         )
 
 
