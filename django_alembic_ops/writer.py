@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import re
+import shutil
+import subprocess
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +126,35 @@ def render(
         downgrade=_indent(downgrade),
     )
     return NewMigration(app.label, app.path / filename, source, revision)
+
+
+#: Formatters tried in order, like Alembic's ``post_write_hooks``; the
+#: source comes on stdin, so the target's config (line length) applies.
+FORMATTERS = (
+    ("ruff", ["format", "--quiet", "--stdin-filename", "{path}", "-"]),
+    ("black", ["--quiet", "--stdin-filename", "{path}", "-"]),
+)
+
+
+def format_source(source: str, path: Path) -> str:
+    """``source`` formatted by ``ruff format`` or ``black``, whichever is installed.
+
+    Unchanged when neither is installed or formatting fails: a generated
+    script must never be lost to a formatter.
+    """
+    for tool, arguments in FORMATTERS:
+        executable = shutil.which(tool)
+        if executable is None:
+            continue
+        command = [executable, *(arg.format(path=path) for arg in arguments)]
+        try:
+            done = subprocess.run(
+                command, input=source, capture_output=True, text=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return source
+        return done.stdout if done.returncode == 0 and done.stdout.strip() else source
+    return source
 
 
 def write(migration: NewMigration) -> Path:

@@ -1,0 +1,242 @@
+"""Run Alembic's autogenerate for one app, on Django's connection.
+
+The comparison is Alembic's (:func:`alembic.autogenerate.produce_migrations`)
+on a :class:`~alembic.runtime.migration.MigrationContext` configured on the
+SQLAlchemy view of Django's connection (:mod:`django_alembic_ops.bridge`).
+What this module adds is the scope: only the app's own tables are compared,
+so other apps' tables, Django's tables and the version table are never
+altered or dropped.
+
+A table is the app's own when it is in the app's target (see
+:mod:`.target`), or when one of the app's ops migrations created it with
+``op.create_table()`` and no installed model claims it any more: that is how
+a dropped model's table is found. Tables of other installed models are never
+the app's.
+
+On SQLite every change to an existing table is a ``batch_alter_table``, with
+the table's unnamed CHECK constraints and ``AUTOINCREMENT`` restated (see
+:mod:`.sqlite`).
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import produce_migrations
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+from django.apps import apps
+from django.db import DEFAULT_DB_ALIAS, connections, router
+
+from .. import bridge, conf, executor
+from ..errors import OpsError
+from . import defaults, render, sqlite
+from .target import AppTarget, app_target
+
+__all__ = ["Comparison", "DatabaseNotAtHead", "compare"]
+
+#: Alembic plugins used for comparing: its defaults, CHECK constraints
+#: compared by name (all of ours are named on PostgreSQL; SQLite's unnamed
+#: ones are handled by :mod:`.sqlite`), and :mod:`.defaults`.
+PLUGINS = [
+    "alembic.autogenerate.*",
+    "alembic.ext.checkconstraint_byname",
+    defaults.register(),
+]
+
+
+class DatabaseNotAtHead(OpsError):
+    """The database is behind the app's ops migrations."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What autogenerate found for one app."""
+
+    app_label: str
+    database: str
+    changes: list[str]  # one line per change; empty when the schema matches
+    upgrade: str  # body of upgrade()
+    downgrade: str  # body of downgrade()
+    imports: str  # the script's import block
+    name: str | None = None  # a file name for the changes, None for a dated one
+    notes: list[str] = field(default_factory=list)  # what was skipped, and why
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+
+def _created_tables(paths: list[Path]) -> set[str]:
+    """Table names passed to ``op.create_table("...")`` in these scripts."""
+    names: set[str] = set()
+    for path in paths:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "create_table"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                names.add(node.args[0].value)
+    return names
+
+
+def _claimed_tables(target: AppTarget) -> set[str]:
+    """Tables of installed models that are not the app's own."""
+    own = set(target.tables)
+    return {
+        model._meta.db_table
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.db_table not in own
+    }
+
+
+def _check_head(app_label: str, alias: str, context: MigrationContext) -> None:
+    scripts = executor.load_scripts()
+    if app_label not in scripts.by_app:
+        return
+    head = scripts.app_head(app_label)
+    if head is not None and head.revision not in scripts.applied(context.get_current_heads()):
+        raise DatabaseNotAtHead(
+            f"Database '{alias}' is not at the head of app '{app_label}''s ops migrations; "
+            f"run 'python manage.py opsmigrate {app_label} --database {alias}' first."
+        )
+
+
+def _script_paths(app_label: str) -> list[Path]:
+    scripts = executor.load_scripts()
+    return [Path(m.script.path) for m in scripts.by_app.get(app_label, [])]
+
+
+@contextmanager
+def _recorded_warnings(notes: list[str]) -> Iterator[None]:
+    # Alembic and SQLAlchemy warn about what they skip; tell the user instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        message = " ".join(str(warning.message).split())
+        if message not in notes:
+            notes.append(message)
+
+
+def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
+    """Compare ``database`` with the target of ``app_label``; render what differs.
+
+    :raises NoTarget: the app has neither unmanaged models nor ``target_metadata``.
+    :raises DatabaseNotAtHead: the app's ops migrations are not all applied.
+    """
+    if not router.allow_migrate(database, app_label):
+        raise OpsError(
+            f"The database routers do not allow app '{app_label}' on database '{database}'; "
+            "compare against a database the app is migrated on (--database)."
+        )
+    bridge.ensure_connection(database)
+    notes: list[str] = []
+    version_table = conf.get().VERSION_TABLE
+    with bridge.sqlalchemy_connection(database) as sa_connection, _recorded_warnings(notes):
+        target = app_target(app_label, connections[database], sa_connection, notes)
+        inspector = sa.inspect(sa_connection)
+        existing = set(inspector.get_table_names())
+        claimed = _claimed_tables(target) | {version_table}
+        owned = set(target.tables) - claimed
+        dropped = (_created_tables(_script_paths(app_label)) & existing) - claimed - owned
+        compared = owned | dropped
+        is_sqlite = sa_connection.dialect.name == "sqlite"
+        # On SQLite, unique sets and foreign key options that reflection
+        # cannot see (see .sqlite).
+        hidden: dict[str, set[tuple[str, ...]]] = {}
+        optionless: dict[str, set[sqlite.ForeignKeySignature]] = {}
+        if is_sqlite:
+            for name in existing & owned:
+                hidden[name] = sqlite.hidden_uniques(sa_connection, name)
+                optionless[name] = sqlite.optionless_foreign_keys(sa_connection, name)
+
+        def same_foreign_key_elsewhere(constraint: sa.ForeignKeyConstraint) -> bool:
+            # A foreign key on both sides whose options the database does not
+            # report: not a change.
+            table = constraint.table.name
+            signature = sqlite.foreign_key_signature(constraint)
+            if signature not in optionless.get(table, set()):
+                return False
+            return any(
+                sqlite.foreign_key_signature(other) == signature
+                for other in target.metadata.tables[table].foreign_key_constraints
+            )
+
+        def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+            if type_ == "table":
+                return name in compared
+            return True
+
+        def include_object(
+            obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+        ) -> bool:
+            if type_ == "table":
+                return name in compared
+            if type_ == "unique_constraint" and not reflected and compare_to is None:
+                # Not new: SQLite has it, SQLAlchemy cannot see it.
+                columns = tuple(column.name for column in obj.columns)
+                return columns not in hidden.get(obj.table.name, set())
+            if type_ == "foreign_key_constraint" and is_sqlite:
+                return not same_foreign_key_elsewhere(obj)
+            return True
+
+        context = MigrationContext.configure(
+            connection=sa_connection,
+            opts={
+                "target_metadata": target.metadata,
+                "include_name": include_name,
+                "include_object": include_object,
+                "compare_type": True,
+                "compare_server_default": True,
+                "render_as_batch": is_sqlite,
+                "version_table": version_table,
+                "autogenerate_plugins": PLUGINS,
+            },
+        )
+        _check_head(app_label, database, context)
+        script = produce_migrations(context, target.metadata)
+        upgrade_ops = script.upgrade_ops
+        assert upgrade_ops is not None
+        django_connection = connections[database]
+        if is_sqlite:
+            database_state = sqlite.prepare(
+                upgrade_ops, target.metadata, sa_connection, django_connection, hidden, notes
+            )
+        downgrade_ops = upgrade_ops.reverse()
+        if is_sqlite:
+            sqlite.prepare_reverse(
+                downgrade_ops, target.metadata, database_state, django_connection, notes
+            )
+        changes = render.describe(upgrade_ops)
+        upgrade, up_imports = render.render(upgrade_ops, context, batch=is_sqlite)
+        downgrade, down_imports = render.render(downgrade_ops, context, batch=is_sqlite)
+    return Comparison(
+        app_label=app_label,
+        database=database,
+        changes=changes,
+        upgrade=upgrade,
+        downgrade=downgrade,
+        imports=render.script_imports([upgrade, downgrade], up_imports | down_imports),
+        name=render.suggested_name(upgrade_ops),
+        notes=notes,
+    )
+
+
+def is_empty(container: ops.OpContainer) -> bool:
+    return not container.ops

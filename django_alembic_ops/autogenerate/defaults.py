@@ -1,0 +1,81 @@
+"""An Alembic autogenerate plugin: PostgreSQL function defaults compared as text.
+
+Alembic compares a PostgreSQL server default by asking the server whether
+``<reflected default> = <metadata default>``. That is right for constants
+(``'new'::character varying`` = ``'new'``) and wrong for volatile functions:
+``gen_random_uuid()`` never equals itself, so every run would report a
+change. When either side calls a function, this comparator decides on the
+normalised text instead (case, quotes, parentheses and ``::type`` casts
+ignored), so Django's ``(STATEMENT_TIMESTAMP())`` matches the reflected
+``statement_timestamp()``.
+
+It is used only by our comparisons (``autogenerate_plugins``), never by
+other Alembic environments in the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from typing import Any
+
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations.ops import AlterColumnOp
+from alembic.runtime.plugins import Plugin
+from alembic.util import PriorityDispatchResult
+from sqlalchemy.sql.schema import Column, DefaultClause
+
+NAME = "django_alembic_ops.server_defaults"
+
+_CALL = re.compile(r"\w\s*\(")
+
+
+def normalised(text: str | None) -> str:
+    """A default's SQL without what PostgreSQL adds or Django wraps around it."""
+    text = (text or "").lower()
+    text = re.sub(r"::[a-z_ ]+(\[\])?", "", text)
+    return re.sub(r'[\s()"]', "", text)
+
+
+def _text(default: DefaultClause, autogen_context: AutogenContext) -> str:
+    arg = default.arg
+    if isinstance(arg, str):
+        return arg
+    return str(arg.compile(dialect=autogen_context.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def compare_function_default(
+    autogen_context: AutogenContext,
+    alter_column_op: AlterColumnOp,
+    schema: str | None,
+    tname: str,
+    cname: str,
+    conn_col: Column[Any],
+    metadata_col: Column[Any],
+) -> PriorityDispatchResult:
+    if autogen_context.dialect.name != "postgresql":
+        return PriorityDispatchResult.CONTINUE
+    conn_default, metadata_default = conn_col.server_default, metadata_col.server_default
+    if not isinstance(conn_default, DefaultClause) or not isinstance(
+        metadata_default, DefaultClause
+    ):
+        return PriorityDispatchResult.CONTINUE
+    conn_text = _text(conn_default, autogen_context)
+    metadata_text = _text(metadata_default, autogen_context)
+    if not (_CALL.search(conn_text) or _CALL.search(metadata_text)):
+        return PriorityDispatchResult.CONTINUE  # constants: Alembic asks the server
+    if normalised(conn_text) != normalised(metadata_text):
+        alter_column_op.modify_server_default = metadata_default
+    return PriorityDispatchResult.STOP
+
+
+def setup(plugin: Plugin) -> None:
+    plugin.add_autogenerate_comparator(compare_function_default, "column", "server_default")
+
+
+def register() -> str:
+    """Register the plugin once; return its name for ``autogenerate_plugins``."""
+    with contextlib.suppress(ValueError):  # already registered
+        Plugin.setup_plugin_from_module(sys.modules[__name__], NAME)
+    return NAME

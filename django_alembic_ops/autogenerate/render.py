@@ -1,0 +1,207 @@
+"""Alembic operations -> the Python source of ``upgrade()``/``downgrade()``, and words for them.
+
+Rendering is Alembic's own (:func:`alembic.autogenerate.render_python_code`).
+The one addition is :class:`BatchTableOps`: a ``batch_alter_table`` block
+that can carry ``recreate=``, ``table_args=`` and ``table_kwargs=``, which
+SQLite needs so that a table rebuilt from reflection keeps what reflection
+cannot see (unnamed CHECK constraints, ``AUTOINCREMENT``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from alembic.autogenerate import render_python_code, renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+
+__all__ = ["BatchTableOps", "describe", "render"]
+
+
+class BatchTableOps(ops.ModifyTableOps):
+    """A ``ModifyTableOps`` rendered as ``batch_alter_table`` with extra arguments.
+
+    ``table_args`` are Python expressions (already rendered), e.g.
+    ``"sa.CheckConstraint('\\"qty\\" >= 0')"``.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        ops_: Sequence[ops.MigrateOperation],
+        *,
+        schema: str | None = None,
+        recreate: str = "auto",
+        table_args: Sequence[str] = (),
+        table_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(table_name, list(ops_), schema=schema)
+        self.recreate = recreate
+        self.table_args = list(table_args)
+        self.table_kwargs = dict(table_kwargs or {})
+
+    def is_empty(self) -> bool:
+        # A rebuild with no other operation still changes the table.
+        return not self.ops and self.recreate != "always"
+
+
+@renderers.dispatch_for(BatchTableOps)
+def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> list[str]:
+    _seen_contexts.append(autogen_context)
+    arguments = [repr(op.table_name), f"schema={op.schema!r}"]
+    if op.recreate != "auto":
+        arguments.append(f"recreate={op.recreate!r}")
+    if op.table_args:
+        arguments.append("table_args=(" + "".join(f"{arg}, " for arg in op.table_args) + ")")
+    if op.table_kwargs:
+        arguments.append(f"table_kwargs={op.table_kwargs!r}")
+    header = f"with op.batch_alter_table({', '.join(arguments)}) as batch_op:"
+    # Alembic renders the block's body; only the first line is ours.
+    plain = ops.ModifyTableOps(op.table_name, list(op.ops), schema=op.schema)
+    lines: list[str] = list(renderers.dispatch(plain)(autogen_context, plain))
+    if not lines:
+        return [header, "pass", ""]
+    return [header, *lines[1:]]
+
+
+# render_python_code() keeps its AutogenContext to itself; the imports it
+# collects (dialect modules, user types) are read from the contexts that the
+# render_item hook and the batch renderer are handed.
+_seen_contexts: list[AutogenContext] = []
+
+
+def render(
+    container: ops.OpContainer,
+    context: MigrationContext,
+    *,
+    batch: bool,
+) -> tuple[str, set[str]]:
+    """The body of ``upgrade()`` or ``downgrade()`` for ``container``, and its imports."""
+    contexts: list[AutogenContext] = []
+
+    def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> bool:
+        contexts.append(autogen_context)
+        return False  # Alembic's own rendering
+
+    start = len(_seen_contexts)
+    body = render_python_code(
+        container,  # type: ignore[arg-type]
+        render_as_batch=batch,
+        migration_context=context,
+        render_item=render_item,  # type: ignore[arg-type]
+    )
+    contexts.extend(_seen_contexts[start:])
+    del _seen_contexts[start:]
+    imports: set[str] = set()
+    for autogen_context in contexts:
+        imports |= autogen_context.imports
+    return body, imports
+
+
+def _column_change(op: ops.AlterColumnOp) -> str:
+    what = []
+    if op.modify_type is not None:
+        what.append("type")
+    if op.modify_nullable is not None:
+        what.append("NULL" if op.modify_nullable else "NOT NULL")
+    if op.modify_server_default is not False:
+        what.append("default")
+    if op.modify_comment is not False:
+        what.append("comment")
+    if op.modify_name is not None:
+        what.append("name")
+    return f"Alter column {op.table_name}.{op.column_name} ({', '.join(what) or 'options'})"
+
+
+_CONSTRAINT_KINDS = {
+    "CreateUniqueConstraintOp": "unique constraint",
+    "CreateCheckConstraintOp": "check constraint",
+    "CreatePrimaryKeyOp": "primary key",
+}
+
+
+def _describe_one(op: ops.MigrateOperation) -> Iterable[str]:
+    if isinstance(op, ops.CreateTableOp):
+        yield f"Create table {op.table_name}"
+    elif isinstance(op, ops.DropTableOp):
+        yield f"Drop table {op.table_name}"
+    elif isinstance(op, ops.ModifyTableOps):
+        if isinstance(op, BatchTableOps) and not op.ops and op.recreate == "always":
+            yield f"Rebuild table {op.table_name} (CHECK constraints)"
+        for sub in op.ops:
+            yield from _describe_one(sub)
+    elif isinstance(op, ops.AddColumnOp):
+        yield f"Add column {op.table_name}.{op.column.name}"
+    elif isinstance(op, ops.DropColumnOp):
+        yield f"Remove column {op.table_name}.{op.column_name}"
+    elif isinstance(op, ops.AlterColumnOp):
+        yield _column_change(op)
+    elif isinstance(op, ops.CreateIndexOp):
+        yield f"Create index {op.index_name} on {op.table_name}"
+    elif isinstance(op, ops.DropIndexOp):
+        yield f"Remove index {op.index_name} from {op.table_name}"
+    elif isinstance(op, ops.CreateForeignKeyOp):
+        yield f"Create foreign key {op.constraint_name or ''} on {op.source_table}".replace(
+            "  ", " "
+        )
+    elif isinstance(op, ops.AddConstraintOp):
+        kind = _CONSTRAINT_KINDS.get(type(op).__name__, "constraint")
+        name = getattr(op, "constraint_name", None) or ""
+        table = getattr(op, "table_name", "")
+        yield f"Create {kind} {name} on {table}".replace("  ", " ")
+    elif isinstance(op, ops.DropConstraintOp):
+        yield f"Remove constraint {op.constraint_name} from {op.table_name}"
+    elif isinstance(op, (ops.CreateTableCommentOp, ops.DropTableCommentOp)):
+        yield f"Alter comment of table {op.table_name}"
+    else:
+        yield type(op).__name__
+
+
+def describe(container: ops.OpContainer) -> list[str]:
+    """One line per change, like ``makemigrations`` prints them."""
+    return [line for op in container.ops for line in _describe_one(op)]
+
+
+def _fragment(op: ops.MigrateOperation) -> list[str | None]:
+    if isinstance(op, ops.ModifyTableOps):
+        return [part for sub in op.ops for part in _fragment(sub)] or [None]
+    if isinstance(op, ops.CreateTableOp):
+        return [op.table_name]
+    if isinstance(op, ops.DropTableOp):
+        return [f"delete_{op.table_name}"]
+    if isinstance(op, ops.AddColumnOp):
+        return [f"{op.table_name}_{op.column.name}"]
+    if isinstance(op, ops.DropColumnOp):
+        return [f"remove_{op.table_name}_{op.column_name}"]
+    if isinstance(op, ops.AlterColumnOp):
+        return [f"alter_{op.table_name}_{op.column_name}"]
+    if isinstance(op, ops.CreateIndexOp):
+        return [str(op.index_name)]
+    if isinstance(op, ops.DropIndexOp):
+        return [f"remove_{op.index_name}"]
+    if isinstance(op, ops.AddConstraintOp) and getattr(op, "constraint_name", None):
+        return [str(getattr(op, "constraint_name", ""))]
+    if isinstance(op, ops.DropConstraintOp) and op.constraint_name:
+        return [f"remove_{op.constraint_name}"]
+    return [None]
+
+
+def suggested_name(container: ops.OpContainer, max_length: int = 52) -> str | None:
+    """A file name for the changes, as ``makemigrations`` names them (``None``: use a date)."""
+    fragments = [part for op in container.ops for part in _fragment(op)]
+    if not fragments or None in fragments:
+        return None
+    name = "_".join(str(part) for part in fragments)
+    return name if len(name) <= max_length else None
+
+
+def script_imports(bodies: Sequence[str], alembic_imports: Iterable[str]) -> str:
+    """The import block of a script: only what its bodies use."""
+    lines = ["from alembic import op"]
+    if any(re.search(r"(?<![\w.])sa\.", body) for body in bodies):
+        lines.append("import sqlalchemy as sa")
+    lines.extend(sorted(set(alembic_imports)))
+    return "\n".join(lines)
