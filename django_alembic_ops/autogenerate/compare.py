@@ -21,6 +21,8 @@ the table's unnamed CHECK constraints and ``AUTOINCREMENT`` restated (see
 from __future__ import annotations
 
 import ast
+import dataclasses
+import graphlib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,10 +36,12 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .. import bridge, conf, executor
 from ..errors import OpsError
 from . import defaults, render, sqlite
+from .metadata import pg_constraint_name
 from .target import AppTarget, app_target
 
 __all__ = ["Comparison", "DatabaseNotAtHead", "compare"]
@@ -134,6 +138,111 @@ def _recorded_warnings(notes: list[str]) -> Iterator[None]:
             notes.append(message)
 
 
+def _django_name(
+    connection: BaseDatabaseWrapper, table: str, columns: list[str], suffix: str
+) -> str:
+    editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
+    return str(editor._create_index_name(table, columns, suffix=suffix))
+
+
+def name_constraints(
+    container: ops.OpContainer,
+    tables: set[str],
+    connection: BaseDatabaseWrapper,
+    notes: list[str],
+) -> None:
+    """Name the unnamed constraints added to existing ``tables``.
+
+    A ``downgrade()`` can only drop a constraint by name, and SQLite's batch
+    mode needs one to add it. PostgreSQL gets the name it would choose
+    itself (``<table>_<column>_key``, as for Django's inline ``UNIQUE``);
+    SQLite gets Django's (``..._uniq``, ``..._fk_<table>_<column>``). Run
+    before the operations are reversed. On SQLite an unnamed constraint of
+    the database cannot be dropped in batch mode: that is noted instead.
+    """
+    postgresql = connection.vendor == "postgresql"
+    for op in container.ops:
+        if not isinstance(op, ops.ModifyTableOps) or op.table_name not in tables:
+            continue
+        kept: list[ops.MigrateOperation] = []
+        for sub in op.ops:
+            if isinstance(sub, ops.CreateForeignKeyOp) and not sub.constraint_name:
+                suffix = f"_fk_{sub.referent_table}_{sub.remote_cols[0]}"
+                sub.constraint_name = _django_name(
+                    connection, sub.source_table, list(sub.local_cols), suffix
+                )
+            elif isinstance(sub, ops.CreateUniqueConstraintOp) and not sub.constraint_name:
+                columns = [str(c) for c in sub.columns]
+                sub.constraint_name = (
+                    pg_constraint_name(sub.table_name, "_".join(columns), "key")
+                    if postgresql
+                    else _django_name(connection, sub.table_name, columns, "_uniq")
+                )
+            elif isinstance(sub, ops.DropConstraintOp) and not sub.constraint_name:
+                notes.append(
+                    f"{op.table_name}: an unnamed {sub.constraint_type or 'constraint'} cannot "
+                    "be dropped by batch_alter_table on SQLite; not rendered - drop it by hand "
+                    "(e.g. rebuild the table with batch_alter_table(copy_from=...))."
+                )
+                continue
+            kept.append(sub)
+        op.ops = kept
+
+
+def order_drops(container: ops.OpContainer) -> None:
+    """Drop removed tables last, each before the tables it references.
+
+    Alembic emits them in no particular order; PostgreSQL refuses to drop a
+    table another one still references. ``downgrade()`` is the reverse, so
+    it creates them in dependency order.
+    """
+    drops = {op.table_name: op for op in container.ops if isinstance(op, ops.DropTableOp)}
+    graph: dict[str, set[str]] = {name: set() for name in drops}
+    for name, op in drops.items():
+        for constraint in op.to_table().foreign_key_constraints:
+            referred = constraint.elements[0].target_fullname.rsplit(".", 1)[0]
+            if referred in graph and referred != name:
+                graph[referred].add(name)  # drop the referencing table first
+    ordered = list(graphlib.TopologicalSorter(graph).static_order())
+    container.ops = [op for op in container.ops if not isinstance(op, ops.DropTableOp)] + [
+        drops[name] for name in ordered
+    ]
+
+
+def _prepare_sqlite(
+    upgrade_ops: ops.UpgradeOps,
+    downgrade_ops: ops.DowngradeOps,
+    metadata: sa.MetaData,
+    sa_connection: sa.Connection,
+    hidden: dict[str, set[tuple[str, ...]]],
+) -> None:
+    """Batch blocks that keep what a rebuild would lose (see :mod:`.sqlite`)."""
+    database = {name: sqlite.database_state(sa_connection, name) for name in hidden}
+    target = {
+        name: sqlite.target_state(metadata.tables[name], hidden[name], database[name])
+        for name in hidden
+    }
+    sqlite.prepare(upgrade_ops, database, target)
+    # downgrade(): from the target back to the database as it is. Unique sets
+    # that reflection cannot see are restated unless the upgrade's rebuild
+    # already wrote them out visibly.
+    rebuilt = {
+        op.table_name
+        for op in upgrade_ops.ops
+        if isinstance(op, render.BatchTableOps) and sqlite.rebuilds(op)
+    }
+    restore = {
+        name: dataclasses.replace(
+            database[name],
+            uniques=tuple(
+                sorted(hidden[name] - (set(target[name].uniques) if name in rebuilt else set()))
+            ),
+        )
+        for name in hidden
+    }
+    sqlite.prepare(downgrade_ops, target, restore, restoring=True)
+
+
 def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
     """Compare ``database`` with the target of ``app_label``; render what differs.
 
@@ -214,15 +323,11 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         upgrade_ops = script.upgrade_ops
         assert upgrade_ops is not None
         django_connection = connections[database]
-        if is_sqlite:
-            database_state = sqlite.prepare(
-                upgrade_ops, target.metadata, sa_connection, django_connection, hidden, notes
-            )
+        order_drops(upgrade_ops)
+        name_constraints(upgrade_ops, existing & owned, django_connection, notes)
         downgrade_ops = upgrade_ops.reverse()
         if is_sqlite:
-            sqlite.prepare_reverse(
-                downgrade_ops, target.metadata, database_state, django_connection, notes
-            )
+            _prepare_sqlite(upgrade_ops, downgrade_ops, target.metadata, sa_connection, hidden)
         changes = render.describe(upgrade_ops)
         upgrade, up_imports = render.render(upgrade_ops, context, batch=is_sqlite)
         downgrade, down_imports = render.render(downgrade_ops, context, batch=is_sqlite)

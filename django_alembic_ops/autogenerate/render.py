@@ -124,6 +124,8 @@ _CONSTRAINT_KINDS = {
 
 
 def _describe_one(op: ops.MigrateOperation) -> Iterable[str]:
+    if getattr(op, "is_change", True) is False:
+        return
     if isinstance(op, ops.CreateTableOp):
         yield f"Create table {op.table_name}"
     elif isinstance(op, ops.DropTableOp):
@@ -166,6 +168,8 @@ def describe(container: ops.OpContainer) -> list[str]:
 
 
 def _fragment(op: ops.MigrateOperation) -> list[str | None]:
+    if getattr(op, "is_change", True) is False:
+        return []
     if isinstance(op, ops.ModifyTableOps):
         return [part for sub in op.ops for part in _fragment(sub)] or [None]
     if isinstance(op, ops.CreateTableOp):

@@ -10,12 +10,19 @@ loses it:
   asks for them in ``table_args``;
 - ``AUTOINCREMENT`` on the primary key (``sqlite_autoincrement``);
 - ``UNIQUE`` written inline after a parenthesised type, as Django writes
-  ``"email" varchar(254) NOT NULL UNIQUE`` (SQLAlchemy's parser misses it).
+  ``"email" varchar(254) NOT NULL UNIQUE`` (SQLAlchemy's parser misses it);
+- indexes on expressions (not reflected at all) and the ``DESC`` of an
+  index column (reflected as ascending).
 
-So every batch block on an existing table restates them from the state the
-block must produce (the target for ``upgrade()``, the database as it is for
-``downgrade()``), and forces a rebuild when only they change. Batch mode also
-needs a name for every constraint it adds: unnamed ones get Django's name.
+So every batch block on an existing table restates the constraints from the
+state the block must produce (the target for ``upgrade()``, the database as
+it is for ``downgrade()``), and forces a rebuild when only they change.
+Index operations are kept out of batch blocks (a rebuild cannot create an
+index with a ``DESC`` column), and the indexes a rebuild would lose are set
+aside before it and re-created after it from their exact SQL.
+
+Batch mode also needs a name for every constraint it adds or drops: added
+ones get Django's name; an unnamed one cannot be dropped, which is noted.
 """
 
 from __future__ import annotations
@@ -23,23 +30,50 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from django.db.backends.base.base import BaseDatabaseWrapper
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ClauseElement
 
 from .render import BatchTableOps
 
 __all__ = [
+    "ForeignKeySignature",
+    "RestoreIndexOp",
+    "SetAsideIndexOp",
     "TableState",
+    "database_state",
     "foreign_key_signature",
     "hidden_uniques",
     "optionless_foreign_keys",
     "prepare",
-    "prepare_reverse",
+    "rebuilds",
+    "target_state",
 ]
+
+
+class SetAsideIndexOp(ops.DropIndexOp):
+    """Drop an index a rebuild would copy wrongly; :class:`RestoreIndexOp` brings it back."""
+
+    is_change = False  # part of a rebuild, not a change to report
+
+
+class RestoreIndexOp(ops.ExecuteSQLOp):
+    """Re-create, from its exact SQL, an index a table rebuild dropped."""
+
+    is_change = False
+
+
+@renderers.dispatch_for(RestoreIndexOp)
+def _render_restore_index(autogen_context: AutogenContext, op: RestoreIndexOp) -> str:
+    sql = str(op.sqltext)
+    if ":" in sql:  # a plain string would be text() with bind parameters
+        escaped = re.sub(r"(?<![:\w\\]):(?=\w)", r"\\:", sql)
+        return f"op.execute(sa.text({escaped!r}))"
+    return f"op.execute({sql!r})"
 
 
 def _normalised(sqltext: str) -> str:
@@ -53,31 +87,33 @@ class TableState:
     checks: tuple[str, ...] = ()  # SQL of the unnamed CHECK constraints
     autoincrement: bool = False
     uniques: tuple[tuple[str, ...], ...] = ()  # unique column sets to restate
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Indexes a rebuild loses: name -> (CREATE INDEX SQL, reflected at all).
+    fragile_indexes: dict[str, tuple[str, bool]] = field(default_factory=dict)
 
     @property
     def check_set(self) -> frozenset[str]:
         return frozenset(_normalised(check) for check in self.checks)
 
 
-def _table_sql(connection: Connection, table: str) -> str:
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _master_sql(connection: Connection, kind: str, name: str) -> str:
     sql = connection.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        "SELECT sql FROM sqlite_master WHERE type = ? AND name = ?", (kind, name)
     ).scalar()
     return str(sql or "")
 
 
 def hidden_uniques(connection: Connection, table: str) -> set[tuple[str, ...]]:
     """Unique column sets SQLite has but SQLAlchemy's reflection does not report."""
-    quoted = '"' + table.replace('"', '""') + '"'
     found: set[tuple[str, ...]] = set()
-    for row in connection.exec_driver_sql(f"PRAGMA index_list({quoted})").fetchall():
-        name, origin = row[1], row[3]
-        if origin != "u":
+    for row in connection.exec_driver_sql(f"PRAGMA index_list({_quoted(table)})").fetchall():
+        if row[3] != "u":  # origin: a UNIQUE constraint
             continue
-        index = '"' + str(name).replace('"', '""') + '"'
-        columns = connection.exec_driver_sql(f"PRAGMA index_info({index})").fetchall()
-        found.add(tuple(str(c[2]) for c in columns))
+        info = connection.exec_driver_sql(f"PRAGMA index_info({_quoted(str(row[1]))})")
+        found.add(tuple(str(column[2]) for column in info.fetchall()))
     reflected = {
         tuple(uc["column_names"]) for uc in sa.inspect(connection).get_unique_constraints(table)
     }
@@ -115,18 +151,40 @@ def optionless_foreign_keys(connection: Connection, table: str) -> set[ForeignKe
     }
 
 
+def _fragile_indexes(connection: Connection, table: str) -> dict[str, tuple[str, bool]]:
+    reflected = {str(index["name"]) for index in sa.inspect(connection).get_indexes(table)}
+    fragile: dict[str, tuple[str, bool]] = {}
+    for row in connection.exec_driver_sql(f"PRAGMA index_list({_quoted(table)})").fetchall():
+        name, origin = str(row[1]), row[3]
+        if origin != "c":  # made by CREATE INDEX
+            continue
+        sql = _master_sql(connection, "index", name)
+        columns = re.split(r"\bWHERE\b", sql, flags=re.I)[0]
+        if name not in reflected:
+            fragile[name] = (sql, False)
+        elif re.search(r"\bDESC\b", columns, re.I):
+            fragile[name] = (sql, True)
+    return fragile
+
+
 def database_state(connection: Connection, table: str) -> TableState:
+    """The table as it is in the database."""
     inspector = sa.inspect(connection)
     checks = tuple(
         str(check["sqltext"])
         for check in inspector.get_check_constraints(table)
         if not check.get("name")
     )
-    autoincrement = bool(re.search(r"\bAUTOINCREMENT\b", _table_sql(connection, table), re.I))
-    return TableState(checks, autoincrement)
+    autoincrement = bool(
+        re.search(r"\bAUTOINCREMENT\b", _master_sql(connection, "table", table), re.I)
+    )
+    return TableState(checks, autoincrement, (), _fragile_indexes(connection, table))
 
 
-def target_state(table: sa.Table, hidden: Iterable[tuple[str, ...]]) -> TableState:
+def target_state(
+    table: sa.Table, hidden: Iterable[tuple[str, ...]], database: TableState
+) -> TableState:
+    """The table as the target wants it (indexes set aside: those of the database)."""
     checks = tuple(
         str(constraint.sqltext)
         for constraint in table.constraints
@@ -140,121 +198,100 @@ def target_state(table: sa.Table, hidden: Iterable[tuple[str, ...]]) -> TableSta
         if isinstance(constraint, sa.UniqueConstraint) and not constraint.name
     }
     autoincrement = bool(table.dialect_options["sqlite"].get("autoincrement"))
-    return TableState(checks, autoincrement, tuple(sorted(set(hidden) & kept)))
+    # An index the migration does not touch is the same on both sides.
+    return TableState(
+        checks, autoincrement, tuple(sorted(set(hidden) & kept)), database.fragile_indexes
+    )
 
 
-def _django_name(
-    connection: BaseDatabaseWrapper, table: str, columns: list[str], suffix: str
-) -> str:
-    editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
-    return str(editor._create_index_name(table, columns, suffix=suffix))
+def rebuilds(batch: BatchTableOps) -> bool:
+    """Whether Alembic will rebuild the table for ``batch`` (its SQLite rule)."""
+    if batch.recreate == "always":
+        return True
+    for op in batch.ops:
+        if isinstance(op, ops.AddColumnOp):
+            default = op.column.server_default
+            if isinstance(default, sa.DefaultClause) and isinstance(default.arg, ClauseElement):
+                return True
+            if isinstance(default, sa.Computed) and default.persisted:
+                return True
+        elif not isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)):
+            return True
+    return False
 
 
-def _name_constraints(
-    op: ops.ModifyTableOps, connection: BaseDatabaseWrapper, notes: list[str]
-) -> list[ops.MigrateOperation]:
-    result: list[ops.MigrateOperation] = []
-    for sub in op.ops:
-        if isinstance(sub, ops.CreateForeignKeyOp) and not sub.constraint_name:
-            suffix = f"_fk_{sub.referent_table}_{sub.remote_cols[0]}"
-            sub.constraint_name = _django_name(
-                connection, sub.source_table, list(sub.local_cols), suffix
-            )
-        elif isinstance(sub, ops.CreateUniqueConstraintOp) and not sub.constraint_name:
-            sub.constraint_name = _django_name(
-                connection, sub.table_name, list(sub.columns), "_uniq"
-            )
-        elif isinstance(sub, ops.DropConstraintOp) and not sub.constraint_name:
-            notes.append(
-                f"{op.table_name}: an unnamed {sub.constraint_type or 'constraint'} cannot be "
-                "dropped by batch_alter_table on SQLite; not rendered - drop it by hand "
-                "(e.g. rebuild the table with batch_alter_table(copy_from=...))."
-            )
-            continue
-        result.append(sub)
-    return result
-
-
-def _batch(
-    op: ops.ModifyTableOps,
+def _table_ops(
+    table: str,
     before: TableState,
     after: TableState,
     sub_ops: list[ops.MigrateOperation],
-) -> BatchTableOps | None:
+    restoring: bool,
+) -> list[ops.MigrateOperation]:
+    """The operations for one existing table: index drops, a batch block, index creates."""
+    drops = [op for op in sub_ops if isinstance(op, ops.DropIndexOp)]
+    creates: list[ops.MigrateOperation] = [
+        # Back to the database as it is: re-create its indexes from their SQL,
+        # which has what reflection lost (DESC, expressions).
+        RestoreIndexOp(after.fragile_indexes[op.index_name][0])
+        if restoring and op.index_name in after.fragile_indexes
+        else op
+        for op in sub_ops
+        if isinstance(op, ops.CreateIndexOp)
+    ]
+    created = {op.index_name for op in sub_ops if isinstance(op, ops.CreateIndexOp)}
+    rest = [op for op in sub_ops if not isinstance(op, (ops.DropIndexOp, ops.CreateIndexOp))]
     # Restated constraints only matter when the table is rebuilt anyway,
     # except when they are what changed.
-    rebuild = before.check_set != after.check_set or before.autoincrement != after.autoincrement
-    if not sub_ops and not rebuild:
-        return None
+    checks_changed = (
+        before.check_set != after.check_set or before.autoincrement != after.autoincrement
+    )
     table_args = [f"sa.CheckConstraint({check!r})" for check in after.checks]
     table_args += [
         "sa.UniqueConstraint(" + ", ".join(repr(c) for c in columns) + ")"
         for columns in after.uniques
     ]
-    return BatchTableOps(
-        op.table_name,
-        sub_ops,
-        schema=op.schema,
-        recreate="always" if rebuild else "auto",
+    batch = BatchTableOps(
+        table,
+        rest,
+        recreate="always" if checks_changed else "auto",
         table_args=table_args,
         table_kwargs={"sqlite_autoincrement": True} if after.autoincrement else {},
     )
-
-
-def _apply(
-    container: ops.OpContainer,
-    tables: set[str],
-    before: dict[str, TableState],
-    after: dict[str, TableState],
-    connection: BaseDatabaseWrapper,
-    notes: list[str],
-) -> None:
-    result: list[ops.MigrateOperation] = []
-    seen: set[str] = set()
-    for op in container.ops:
-        if isinstance(op, ops.ModifyTableOps) and op.table_name in tables:
-            seen.add(op.table_name)
-            sub_ops = _name_constraints(op, connection, notes)
-            batch = _batch(op, before[op.table_name], after[op.table_name], sub_ops)
-            if batch is not None:
-                result.append(batch)
-        else:
-            result.append(op)
-    for name in sorted(tables - seen):
-        batch = _batch(ops.ModifyTableOps(name, []), before[name], after[name], [])
-        if batch is not None:
-            result.append(batch)
-    container.ops = result
+    result: list[ops.MigrateOperation] = list(drops)
+    restored: list[ops.MigrateOperation] = []
+    if rebuilds(batch):
+        touched = {op.index_name for op in drops} | created
+        for name, (sql, reflected) in sorted(before.fragile_indexes.items()):
+            if name in touched:
+                continue
+            if reflected:  # copied ascending by the rebuild: set it aside first
+                result.append(SetAsideIndexOp(name, table_name=table))
+            restored.append(RestoreIndexOp(sql))
+    if not batch.is_empty():
+        result.append(batch)
+    return result + restored + list(creates)
 
 
 def prepare(
-    upgrade_ops: ops.UpgradeOps,
-    metadata: sa.MetaData,
-    sa_connection: Connection,
-    connection: BaseDatabaseWrapper,
-    hidden: dict[str, set[tuple[str, ...]]],
-    notes: list[str],
-) -> dict[str, TableState]:
-    """Turn the changes to the existing tables (the keys of ``hidden``) into batch blocks.
-
-    ``hidden`` holds each table's :func:`hidden_uniques`. Returns the
-    database state of each table, for :func:`prepare_reverse`.
-    """
-    tables = set(hidden)
-    before = {name: database_state(sa_connection, name) for name in tables}
-    after = {name: target_state(metadata.tables[name], hidden[name]) for name in tables}
-    _apply(upgrade_ops, tables, before, after, connection, notes)
-    return before
-
-
-def prepare_reverse(
-    downgrade_ops: ops.DowngradeOps,
-    metadata: sa.MetaData,
-    database: dict[str, TableState],
-    connection: BaseDatabaseWrapper,
-    notes: list[str],
+    container: ops.OpContainer,
+    before: dict[str, TableState],
+    after: dict[str, TableState],
+    *,
+    restoring: bool = False,
 ) -> None:
-    """The same for ``downgrade()``: blocks restore the database as it is now."""
-    tables = set(database)
-    after_upgrade = {name: target_state(metadata.tables[name], ()) for name in tables}
-    _apply(downgrade_ops, tables, after_upgrade, database, connection, notes)
+    """Rewrite the changes to the existing tables (``before``'s keys) for SQLite.
+
+    ``restoring``: ``after`` is the database as it is (``downgrade()``).
+    """
+    result: list[ops.MigrateOperation] = []
+    seen: set[str] = set()
+    for op in container.ops:
+        if isinstance(op, ops.ModifyTableOps) and op.table_name in before:
+            seen.add(op.table_name)
+            name = op.table_name
+            result.extend(_table_ops(name, before[name], after[name], list(op.ops), restoring))
+        else:
+            result.append(op)
+    for name in sorted(set(before) - seen):
+        result.extend(_table_ops(name, before[name], after[name], [], restoring))
+    container.ops = result
