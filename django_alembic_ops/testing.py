@@ -424,30 +424,16 @@ def check_upgrade(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
             )
 
 
-def _autogenerate_api() -> tuple[Callable[..., Any], Callable[[str], bool]] | None:
-    """``api.autogenerate`` and ``api.has_autogenerate_target``, when this version has them."""
-    autogenerate = getattr(api, "autogenerate", None)
-    has_target = getattr(api, "has_autogenerate_target", None)
-    if callable(autogenerate) and callable(has_target):
-        return autogenerate, has_target
-    return None
-
-
 def check_models_match_ddl(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
     """Fail when autogenerate finds changes between ``app_label``'s target and its migrations.
 
     The database is first brought to the heads (autogenerate compares against it).
 
     :raises unittest.SkipTest: when the app has no autogenerate target (no
-        models with ``Meta.managed = False`` and no ``target_metadata``), or
-        autogenerate is not available.
+        models with ``Meta.managed = False`` and no ``target_metadata``).
     """
     discovery.require_ops_app(app_label)
-    found = _autogenerate_api()
-    if found is None:
-        raise unittest.SkipTest("autogenerate not available")
-    autogenerate, has_target = found
-    if not has_target(app_label):
+    if not api.has_autogenerate_target(app_label):
         raise unittest.SkipTest(
             f"app '{app_label}' has no autogenerate target (no models with "
             "Meta.managed = False, no target_metadata in its ops package)"
@@ -459,7 +445,7 @@ def check_models_match_ddl(app_label: str, database: str = DEFAULT_DB_ALIAS) -> 
     )
     result = _attempt(
         f"Autogenerate failed for '{app_label}'",
-        functools.partial(autogenerate, app_label, database=database, check=True),
+        functools.partial(api.autogenerate, app_label, database=database, check=True),
     )
     if result.changes:
         listed = "\n".join(f"  - {change}" for change in result.changes)

@@ -11,7 +11,7 @@ import unittest
 import pytest
 from django.db import connections, transaction
 
-from django_alembic_ops import testing
+from django_alembic_ops import api, testing
 from django_alembic_ops.errors import (
     AmbiguousMigration,
     NoOpsMigrations,
@@ -351,10 +351,10 @@ def test_check_models_match_ddl_skips_without_target(project: Project) -> None:
     with_shop(project)
     with pytest.raises(unittest.SkipTest) as info:
         testing.check_models_match_ddl("shop")
-    if testing._autogenerate_api() is None:
-        assert str(info.value) == "autogenerate not available"
-    else:
-        assert str(info.value).startswith("app 'shop' has no autogenerate target")
+    assert str(info.value) == (
+        "app 'shop' has no autogenerate target (no models with Meta.managed = False, "
+        "no target_metadata in its ops package)"
+    )
 
 
 UNMANAGED = """
@@ -369,17 +369,23 @@ class Order(models.Model):
 """
 
 
-def test_check_models_match_ddl_with_autogenerate(project: Project) -> None:
-    if testing._autogenerate_api() is None:
-        pytest.skip("autogenerate not available")
+def test_check_models_match_ddl(project: Project, alias: str) -> None:
     project.app("shop", models=UNMANAGED)
+    api.autogenerate("shop", database=alias)  # writes 0001 from the model
+    testing.check_models_match_ddl("shop", database=alias)
     project.script(
         "shop",
-        "0001_initial",
-        revision="s1",
-        upgrade='op.create_table("shop_order", sa.Column("id", sa.Integer, primary_key=True))',
-        downgrade='op.drop_table("shop_order")',
+        "0002_note",
+        revision="s2",
+        down=api.showplan(["shop"], database=alias)[0].migration.revision,
+        upgrade='op.add_column("shop_order", sa.Column("note", sa.Text))',
+        downgrade='op.drop_column("shop_order", "note")',
     )
-    with pytest.raises(AssertionError, match="qty") as info:
-        testing.check_models_match_ddl("shop")
-    assert str(info.value).startswith("The models of 'shop' do not match its ops migrations")
+    with pytest.raises(AssertionError) as info:
+        testing.check_models_match_ddl("shop", database=alias)
+    message = str(info.value)
+    assert message.startswith(
+        "The models of 'shop' do not match its ops migrations; autogenerate found:\n  - "
+    )
+    assert "note" in message
+    assert message.endswith("Run 'python manage.py opsmakemigration shop' to write the migration.")
