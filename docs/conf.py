@@ -27,7 +27,8 @@ version = ".".join(release.split(".")[:2])
 
 extensions = ["sphinx.ext.autodoc"]
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+html_theme = "furo"
+html_title = f"django-alembic-ops {release}"
 
 autodoc_member_order = "bysource"
 autodoc_typehints_format = "short"
