@@ -429,8 +429,9 @@ def check_models_match_ddl(app_label: str, database: str = DEFAULT_DB_ALIAS) -> 
 
     The database is first brought to the heads (autogenerate compares against it).
 
-    :raises unittest.SkipTest: when the app has no autogenerate target (no
-        models with ``Meta.managed = False`` and no ``target_metadata``).
+    Raises ``unittest.SkipTest`` (a skip for unittest and pytest alike) when
+    the app has no autogenerate target: no models with ``Meta.managed = False``
+    and no ``target_metadata``.
     """
     discovery.require_ops_app(app_label)
     if not api.has_autogenerate_target(app_label):
