@@ -164,7 +164,7 @@ def _check_functions(app_label: str) -> dict[str, Callable[..., None]]:
         _run(lambda: testing.check_models_match_ddl(app_label))
 
     def test_ops_stairway(transactional_db: None) -> None:
-        _run(lambda: testing.stairway([app_label]))
+        _run(lambda: testing.check_stairway(app_label))
 
     functions = (test_ops_single_head, test_ops_upgrade, test_ops_models_match_ddl)
     return {function.__name__: function for function in (*functions, test_ops_stairway)}

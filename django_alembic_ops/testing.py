@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationStep
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.test import TransactionTestCase
 
 from . import api, bridge, conf, discovery, executor, runner
@@ -52,6 +52,7 @@ __all__ = [
     "OpsMigrator",
     "stairway",
     "check_single_head",
+    "check_stairway",
     "check_upgrade",
     "check_models_match_ddl",
     "ops_app_labels",
@@ -391,6 +392,13 @@ def stairway(
 # -- the other checks -------------------------------------------------------------------
 
 
+def check_stairway(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
+    """:func:`stairway` for one app; ``unittest.SkipTest`` when the routers keep it
+    off ``database``."""
+    _skip_unless_allowed(app_label, database)
+    stairway([app_label], database)
+
+
 def check_single_head(app_label: str) -> None:
     """Fail when ``app_label``'s ops migrations have more than one head."""
     scripts = executor.load_scripts(executor.Target(app_label))
@@ -400,11 +408,21 @@ def check_single_head(app_label: str) -> None:
         raise AssertionError(str(exc)) from None
 
 
+def _skip_unless_allowed(app_label: str, database: str) -> None:
+    discovery.require_ops_app(app_label)
+    if not router.allow_migrate(database, app_label):
+        raise unittest.SkipTest(
+            f"the database routers do not allow app '{app_label}' on database '{database}'"
+        )
+
+
 def check_upgrade(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
     """Fail unless ``app_label`` migrates from none of its migrations to its head.
 
-    Ends at the heads.
+    Ends at the heads. Raises ``unittest.SkipTest`` (a skip for unittest and
+    pytest alike) when the database routers keep the app off ``database``.
     """
+    _skip_unless_allowed(app_label, database)
     _refuse_sqlite_transaction(database, _GENERIC_HINT)
     with _back_to_heads(database):
         _attempt(
@@ -429,11 +447,11 @@ def check_models_match_ddl(app_label: str, database: str = DEFAULT_DB_ALIAS) -> 
 
     The database is first brought to the heads (autogenerate compares against it).
 
-    Raises ``unittest.SkipTest`` (a skip for unittest and pytest alike) when
-    the app has no autogenerate target: no models with ``Meta.managed = False``
-    and no ``target_metadata``.
+    Raises ``unittest.SkipTest`` when the app has no autogenerate target (no
+    models with ``Meta.managed = False`` and no ``target_metadata``), or the
+    routers keep it off ``database``.
     """
-    discovery.require_ops_app(app_label)
+    _skip_unless_allowed(app_label, database)
     if not api.has_autogenerate_target(app_label):
         raise unittest.SkipTest(
             f"app '{app_label}' has no autogenerate target (no models with "
@@ -526,4 +544,4 @@ class OpsChecksMixin(OpsMigrationsTestMixin):
 
     def test_ops_stairway(self) -> None:
         _refuse_sqlite_transaction(self.ops_database, UNITTEST_HINT)
-        self._ops_each(lambda label: stairway([label], self.ops_database))
+        self._ops_each(lambda label: check_stairway(label, self.ops_database))

@@ -7,9 +7,11 @@ exercised in real subprocesses in ``test_testing_plugin.py``.
 from __future__ import annotations
 
 import unittest
+from typing import Any
 
 import pytest
 from django.db import connections, transaction
+from django.test.utils import override_settings
 
 from django_alembic_ops import api, testing
 from django_alembic_ops.errors import (
@@ -347,16 +349,6 @@ def test_check_upgrade(project: Project, alias: str) -> None:
         testing.check_upgrade("shop", database=alias)
 
 
-def test_check_models_match_ddl_skips_without_target(project: Project) -> None:
-    with_shop(project)
-    with pytest.raises(unittest.SkipTest) as info:
-        testing.check_models_match_ddl("shop")
-    assert str(info.value) == (
-        "app 'shop' has no autogenerate target (no models with Meta.managed = False, "
-        "no target_metadata in its ops package)"
-    )
-
-
 UNMANAGED = """
 from django.db import models
 
@@ -367,6 +359,38 @@ class Order(models.Model):
         managed = False
         db_table = "shop_order"
 """
+
+
+class ShopOnlyOnOther:
+    """Keeps app 'shop' off every database but 'other'."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
+        return db == "other" if app_label == "shop" else None
+
+
+@pytest.mark.parametrize(
+    "check", [testing.check_upgrade, testing.check_models_match_ddl, testing.check_stairway]
+)
+def test_checks_skip_apps_the_routers_keep_off(project: Project, check: Any) -> None:
+    project.app("shop", models=UNMANAGED)
+    project.script("shop", "0001_initial", revision="s1")
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.ShopOnlyOnOther"]):
+        with pytest.raises(unittest.SkipTest) as info:
+            check("shop", database="default")
+        assert str(info.value) == (
+            "the database routers do not allow app 'shop' on database 'default'"
+        )
+        testing._skip_unless_allowed("shop", "other")  # not kept off there
+
+
+def test_check_models_match_ddl_skips_without_target(project: Project) -> None:
+    with_shop(project)
+    with pytest.raises(unittest.SkipTest) as info:
+        testing.check_models_match_ddl("shop")
+    assert str(info.value) == (
+        "app 'shop' has no autogenerate target (no models with Meta.managed = False, "
+        "no target_metadata in its ops package)"
+    )
 
 
 def test_check_models_match_ddl(project: Project, alias: str) -> None:
