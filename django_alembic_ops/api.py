@@ -316,8 +316,8 @@ def autogenerate(
     Example::
 
         result = api.autogenerate("shop", check=True)
-        if result.changes:
-            print("\n".join(result.changes))
+        for change in result.changes:
+            print(change)
     """
     from .autogenerate.compare import compare
 
