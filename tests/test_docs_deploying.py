@@ -62,15 +62,15 @@ class Block:
     lineno: int
 
 
-def blocks() -> list[Block]:
-    """The console blocks of the page, with the ``deploy-test`` comment before each."""
-    lines = PAGE.read_text().splitlines()
+def blocks(page: Path = PAGE, marker: str = "deploy-test") -> list[Block]:
+    """The console blocks of ``page``, with the ``.. <marker>:`` comment before each."""
+    lines = page.read_text().splitlines()
     result: list[Block] = []
     options: dict[str, str] = {}
     i = 0
     while i < len(lines):
         line = lines[i]
-        if line.startswith(".. deploy-test:"):
+        if line.startswith(f".. {marker}:"):
             options = dict(item.split("=", 1) for item in line.split(":", 1)[1].split())
         elif line.strip() == ".. code-block:: console":
             start = i
@@ -92,9 +92,9 @@ def blocks() -> list[Block]:
     return result
 
 
-def commands_on_page() -> set[str]:
+def commands_on_page(page: Path = PAGE) -> set[str]:
     """Every ``python manage.py ...`` command anywhere on the page (blocks and prose)."""
-    found = re.findall(r"python manage\.py ([^`;&|\n]+)", PAGE.read_text())
+    found = re.findall(r"python manage\.py ([^`;&|\n]+)", page.read_text())
     return {" ".join(command.split()) for command in found}
 
 
