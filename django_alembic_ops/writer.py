@@ -147,9 +147,18 @@ def format_source(source: str, path: Path) -> str:
         if executable is None:
             continue
         command = [executable, *(arg.format(path=path) for arg in arguments)]
+        # Run from the script's folder: config is found from there, as it is
+        # when the user formats the project.
+        folder = next((p for p in path.parents if p.is_dir()), None)
         try:
             done = subprocess.run(
-                command, input=source, capture_output=True, text=True, timeout=60, check=False
+                command,
+                input=source,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                cwd=folder,
             )
         except (OSError, subprocess.SubprocessError):
             return source

@@ -41,7 +41,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from .. import bridge, conf, executor
 from ..errors import OpsError
 from . import defaults, render, sqlite
-from .metadata import pg_constraint_name
+from .metadata import pg_constraint_name, sql_text
 from .target import AppTarget, app_target
 
 __all__ = ["Comparison", "DatabaseNotAtHead", "compare"]
@@ -99,14 +99,20 @@ def _created_tables(paths: list[Path]) -> set[str]:
     return names
 
 
-def _claimed_tables(target: AppTarget) -> set[str]:
-    """Tables of installed models that are not the app's own."""
-    own = set(target.tables)
-    return {
-        model._meta.db_table
-        for model in apps.get_models(include_auto_created=True)
-        if model._meta.db_table not in own
-    }
+def claimed_tables(app_label: str) -> set[str]:
+    """Tables that are not the app's to change: Django's and other apps'.
+
+    Those of every installed model that Django's migrations create
+    (``managed``) or that belongs to another app. An auto-created join
+    table belongs with the model that declares the many-to-many field.
+    """
+    claimed: set[str] = set()
+    for model in apps.get_models(include_auto_created=True):
+        declared_by = model._meta.auto_created  # the model whose M2M made it
+        owner = declared_by if isinstance(declared_by, type) else model
+        if owner._meta.app_label != app_label or owner._meta.managed:
+            claimed.add(model._meta.db_table)
+    return claimed
 
 
 def _check_head(app_label: str, alias: str, context: MigrationContext) -> None:
@@ -189,6 +195,64 @@ def name_constraints(
         op.ops = kept
 
 
+def temporary_defaults(
+    container: ops.OpContainer,
+    target: AppTarget,
+    connection: BaseDatabaseWrapper,
+    tables: set[str],
+    notes: list[str],
+) -> None:
+    """Add new NOT NULL columns of existing tables the way Django does.
+
+    Django's ``add_field()`` adds such a column with ``DEFAULT`` the field's
+    effective default (its ``default``, ``""`` for a blank text field, now
+    for ``auto_now``) so that existing rows get a value, then drops the
+    default. The same is rendered here, from the schema editor's
+    ``effective_default()`` and ``quote_value()``. Only ``upgrade()``: its
+    reverse simply drops the column.
+    """
+    editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
+    for op in container.ops:
+        if not isinstance(op, ops.ModifyTableOps) or op.table_name not in tables:
+            continue
+        result: list[ops.MigrateOperation] = []
+        for sub in op.ops:
+            result.append(sub)
+            if not isinstance(sub, ops.AddColumnOp):
+                continue
+            column = sub.column
+            if column.nullable or column.server_default is not None or column.primary_key:
+                continue
+            fld = target.fields.get((op.table_name, column.name))
+            try:
+                value = None if fld is None else editor.effective_default(fld)
+                literal = None if value is None else str(editor.quote_value(value))
+            except (TypeError, ValueError):
+                literal = None
+            if literal is None:
+                notes.append(
+                    f"{op.table_name}.{column.name}: a NOT NULL column without a default; "
+                    "adding it fails on a table with rows (give the field a default or "
+                    "db_default, or edit the migration)."
+                )
+                continue
+            column = column._copy()
+            column.server_default = sa.DefaultClause(sql_text(literal))
+            sub.column = column
+            result.append(
+                render.DropTemporaryDefaultOp(
+                    op.table_name,
+                    column.name,
+                    schema=op.schema,
+                    existing_type=column.type,
+                    existing_nullable=False,
+                    existing_server_default=column.server_default,
+                    modify_server_default=None,
+                )
+            )
+        op.ops = result
+
+
 def order_drops(container: ops.OpContainer) -> None:
     """Drop removed tables last, each before the tables it references.
 
@@ -261,7 +325,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         target = app_target(app_label, connections[database], sa_connection, notes)
         inspector = sa.inspect(sa_connection)
         existing = set(inspector.get_table_names())
-        claimed = _claimed_tables(target) | {version_table}
+        claimed = claimed_tables(app_label) | {version_table}
         owned = set(target.tables) - claimed
         dropped = (_created_tables(_script_paths(app_label)) & existing) - claimed - owned
         compared = owned | dropped
@@ -326,6 +390,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         order_drops(upgrade_ops)
         name_constraints(upgrade_ops, existing & owned, django_connection, notes)
         downgrade_ops = upgrade_ops.reverse()
+        temporary_defaults(upgrade_ops, target, django_connection, existing & owned, notes)
         if is_sqlite:
             _prepare_sqlite(upgrade_ops, downgrade_ops, target.metadata, sa_connection, hidden)
         changes = render.describe(upgrade_ops)

@@ -107,7 +107,8 @@ def _unquote(name: object) -> str:
     return text
 
 
-def _text(sql: str) -> sa.TextClause:
+def sql_text(sql: str) -> sa.TextClause:
+    """``sa.text()`` of literal SQL (no bind parameters)."""
     # A colon before a word would be a bind parameter to text().
     return sa.text(re.sub(r"(?<![:\w\\]):(?=\w)", r"\\:", sql))
 
@@ -167,7 +168,7 @@ class _Builder:
     # -- columns -------------------------------------------------------------
 
     def _where(self, condition: str) -> dict[str, Any]:
-        return {f"{self.dialect.name}_where": _text(condition)}
+        return {f"{self.dialect.name}_where": sql_text(condition)}
 
     def column(
         self, model: type[models.Model], fld: models.Field[Any, Any]
@@ -197,13 +198,13 @@ class _Builder:
             sql, gen_params = fld.generated_sql(self.connection)  # type: ignore[attr-defined]
             if gen_params:
                 sql = sql % tuple(self.editor.quote_value(p) for p in gen_params)
-            args.append(sa.Computed(_text(sql), persisted=bool(fld.db_persist)))  # type: ignore[attr-defined]
+            args.append(sa.Computed(sql_text(sql), persisted=bool(fld.db_persist)))  # type: ignore[attr-defined]
             null = True
         elif fld.has_db_default():
             sql, default_params = self.editor.db_default_sql(fld)
             if default_params:
                 sql = sql % tuple(self.editor.quote_value(p) for p in default_params)
-            kwargs["server_default"] = _text(sql)
+            kwargs["server_default"] = sql_text(sql)
         suffix = fld.db_type_suffix(connection=self.connection) or ""
         if fld.primary_key:
             if "IDENTITY" in suffix.upper():
@@ -340,7 +341,8 @@ class _Builder:
                     if self.vendor == "postgresql"
                     else None
                 )
-                table.append_constraint(sa.CheckConstraint(_text(params["check"]), name=check_name))
+                check = sa.CheckConstraint(sql_text(params["check"]), name=check_name)
+                table.append_constraint(check)
             if fld.unique and not fld.primary_key:
                 # Written inline by Django; the database names it
                 # (<table>_<column>_key on PostgreSQL, nothing on SQLite).
@@ -380,7 +382,7 @@ class _Builder:
             if not self.connection.features.supports_table_check_constraints:
                 return
             check = cast(Any, constraint)._get_check_sql(model, editor)
-            table.append_constraint(sa.CheckConstraint(_text(check), name=constraint.name))
+            table.append_constraint(sa.CheckConstraint(sql_text(check), name=constraint.name))
         elif isinstance(constraint, models.UniqueConstraint):
             inline = constraint.constraint_sql(model, editor)
             if inline:

@@ -18,7 +18,7 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 
-__all__ = ["BatchTableOps", "describe", "render"]
+__all__ = ["BatchTableOps", "DropTemporaryDefaultOp", "describe", "render"]
 
 
 class BatchTableOps(ops.ModifyTableOps):
@@ -46,6 +46,12 @@ class BatchTableOps(ops.ModifyTableOps):
     def is_empty(self) -> bool:
         # A rebuild with no other operation still changes the table.
         return not self.ops and self.recreate != "always"
+
+
+class DropTemporaryDefaultOp(ops.AlterColumnOp):
+    """Drop the default a new NOT NULL column was added with, as Django does."""
+
+    is_change = False  # part of adding the column
 
 
 @renderers.dispatch_for(BatchTableOps)

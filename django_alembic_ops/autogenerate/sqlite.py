@@ -38,7 +38,7 @@ from alembic.operations import ops
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ClauseElement
 
-from .render import BatchTableOps
+from .render import BatchTableOps, DropTemporaryDefaultOp
 
 __all__ = [
     "ForeignKeySignature",
@@ -240,6 +240,10 @@ def _table_ops(
     ]
     created = {op.index_name for op in sub_ops if isinstance(op, ops.CreateIndexOp)}
     rest = [op for op in sub_ops if not isinstance(op, (ops.DropIndexOp, ops.CreateIndexOp))]
+    # A rebuild copies the rows once, after all of a block's operations: the
+    # default a new column is filled with must go in a second block.
+    later = [op for op in rest if isinstance(op, DropTemporaryDefaultOp)]
+    rest = [op for op in rest if not isinstance(op, DropTemporaryDefaultOp)]
     # Restated constraints only matter when the table is rebuilt anyway,
     # except when they are what changed.
     checks_changed = (
@@ -259,8 +263,8 @@ def _table_ops(
     )
     result: list[ops.MigrateOperation] = list(drops)
     restored: list[ops.MigrateOperation] = []
+    touched = {op.index_name for op in drops} | created
     if rebuilds(batch):
-        touched = {op.index_name for op in drops} | created
         for name, (sql, reflected) in sorted(before.fragile_indexes.items()):
             if name in touched:
                 continue
@@ -269,6 +273,18 @@ def _table_ops(
             restored.append(RestoreIndexOp(sql))
     if not batch.is_empty():
         result.append(batch)
+    if later:
+        result += restored
+        restored = []
+        second = BatchTableOps(
+            table, later, table_args=batch.table_args, table_kwargs=batch.table_kwargs
+        )
+        for name, (sql, reflected) in sorted(before.fragile_indexes.items()):
+            if name not in touched:
+                if reflected:
+                    result.append(SetAsideIndexOp(name, table_name=table))
+                restored.append(RestoreIndexOp(sql))
+        result.append(second)
     return result + restored + list(creates)
 
 
