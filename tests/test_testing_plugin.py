@@ -9,6 +9,7 @@ the documented tests), adds settings and tests of its own, and runs pytest or
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -23,6 +24,19 @@ import pytest
 from django.conf import settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _installed() -> None:
+    """These tests need the package installed (its pytest11 entry point) and pytest-xdist."""
+    plugins = {entry.name for entry in importlib.metadata.entry_points(group="pytest11")}
+    if "django_alembic_ops" not in plugins or "xdist" not in plugins:
+        pytest.fail(
+            "The plugin's entry point or pytest-xdist is not installed in this environment: "
+            "run pip install -e '.[dev]' (scripts/test.sh does).",
+            pytrace=False,
+        )
+
 
 SETTINGS = """
 SECRET_KEY = "x"
