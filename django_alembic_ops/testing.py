@@ -20,9 +20,9 @@ Example::
         stairway(["shop"])
 
 Migrations change the schema, so run these outside a test transaction
-(``transactional_db``, ``TransactionTestCase``): SQLite cannot run them inside
-one at all, and on PostgreSQL a test transaction would hide what ``COMMIT``
-does.
+(``transactional_db``, ``TransactionTestCase``). On PostgreSQL they also run
+inside one (``db``, ``TestCase``) and are rolled back with it; on SQLite they
+cannot, and :class:`~django_alembic_ops.errors.TransactionError` says so.
 """
 
 from __future__ import annotations
