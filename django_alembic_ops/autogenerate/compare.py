@@ -392,6 +392,12 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         downgrade_ops = upgrade_ops.reverse()
         temporary_defaults(upgrade_ops, target, django_connection, existing & owned, notes)
         if is_sqlite:
+            sqlite.expression_indexes(
+                upgrade_ops, downgrade_ops, target.metadata, sa_connection, existing & owned
+            )
+            # Compared above instead.
+            notes[:] = [note for note in notes if "expression-based index" not in note]
+        if is_sqlite:
             _prepare_sqlite(upgrade_ops, downgrade_ops, target.metadata, sa_connection, hidden)
         changes = render.describe(upgrade_ops)
         upgrade, up_imports = render.render(upgrade_ops, context, batch=is_sqlite)
@@ -406,7 +412,3 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         name=render.suggested_name(upgrade_ops),
         notes=notes,
     )
-
-
-def is_empty(container: ops.OpContainer) -> bool:
-    return not container.ops

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.ddl_references import Expressions, IndexColumns, Statement
+from django.db.models.expressions import Col
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.sql.type_api import TypeEngine
@@ -238,7 +239,15 @@ class _Builder:
         expressions: list[Any] = []
         kwargs: dict[str, Any] = {}
         if isinstance(columns, Expressions):
-            expressions.append(sa.text(str(columns)))
+            # One element per expression, as the database reports them; a
+            # plain column stays a column.
+            for item in columns.expressions.get_source_expressions():
+                inner = item.get_source_expressions()
+                if len(inner) == 1 and isinstance(inner[0], Col):
+                    expressions.append(table.c[str(inner[0].target.column)])
+                    continue
+                sql, params = columns.compiler.compile(item)
+                expressions.append(sql_text(sql % tuple(map(columns.quote_value, params))))
         else:
             suffixes = list(getattr(columns, "col_suffixes", ()) or ())
             for position, column_name in enumerate(columns.columns):
@@ -285,13 +294,11 @@ class _Builder:
             self.index(table, statement, unique=True)
             return
         parts: dict[str, Any] = statement.parts
-        deferrable = str(parts.get("deferrable") or "").upper()
+        kwargs = self._deferrable(str(parts.get("deferrable") or ""))
+        if "NOT DISTINCT" in str(parts.get("nulls_distinct") or "").upper():
+            kwargs["postgresql_nulls_not_distinct"] = True
         table.append_constraint(
-            sa.UniqueConstraint(
-                *parts["columns"].columns,
-                name=_unquote(parts["name"]),
-                **self._deferrable(deferrable),
-            )
+            sa.UniqueConstraint(*parts["columns"].columns, name=_unquote(parts["name"]), **kwargs)
         )
 
     @staticmethod

@@ -46,6 +46,8 @@ __all__ = [
     "SetAsideIndexOp",
     "TableState",
     "database_state",
+    "expression_indexes",
+    "is_expression_index",
     "foreign_key_signature",
     "hidden_uniques",
     "optionless_foreign_keys",
@@ -265,12 +267,13 @@ def _table_ops(
     restored: list[ops.MigrateOperation] = []
     touched = {op.index_name for op in drops} | created
     if rebuilds(batch):
-        for name, (sql, reflected) in sorted(before.fragile_indexes.items()):
-            if name in touched:
-                continue
-            if reflected:  # copied ascending by the rebuild: set it aside first
+        # Set aside before the rebuild (which would copy a DESC index as
+        # ascending, and warn about an expression index it cannot read),
+        # re-created after it from the exact SQL.
+        for name, (sql, _reflected) in sorted(before.fragile_indexes.items()):
+            if name not in touched:
                 result.append(SetAsideIndexOp(name, table_name=table))
-            restored.append(RestoreIndexOp(sql))
+                restored.append(RestoreIndexOp(sql))
     if not batch.is_empty():
         result.append(batch)
     if later:
@@ -279,10 +282,9 @@ def _table_ops(
         second = BatchTableOps(
             table, later, table_args=batch.table_args, table_kwargs=batch.table_kwargs
         )
-        for name, (sql, reflected) in sorted(before.fragile_indexes.items()):
+        for name, (sql, _reflected) in sorted(before.fragile_indexes.items()):
             if name not in touched:
-                if reflected:
-                    result.append(SetAsideIndexOp(name, table_name=table))
+                result.append(SetAsideIndexOp(name, table_name=table))
                 restored.append(RestoreIndexOp(sql))
         result.append(second)
     return result + restored + list(creates)
@@ -311,3 +313,80 @@ def prepare(
     for name in sorted(set(before) - seen):
         result.extend(_table_ops(name, before[name], after[name], [], restoring))
     container.ops = result
+
+
+def is_expression_index(index: sa.Index) -> bool:
+    """Whether an index has an element that is not a (possibly DESC) column."""
+    for expression in index.expressions:
+        while isinstance(expression, sa.sql.elements.UnaryExpression):
+            expression = expression.element
+        if not isinstance(expression, sa.sql.elements.ColumnClause) or expression.is_literal:
+            return True
+    return False
+
+
+def _normalised_index(sql: str) -> str:
+    sql = re.sub(r"\bIF\s+NOT\s+EXISTS\b", "", sql, flags=re.I)
+    return re.sub(r'[\s"`\[\]]', "", sql).lower()
+
+
+def _modify_ops(container: ops.OpContainer, table: str) -> ops.ModifyTableOps:
+    for op in container.ops:
+        if isinstance(op, ops.ModifyTableOps) and op.table_name == table:
+            return op
+    found = ops.ModifyTableOps(table, [])
+    container.ops.append(found)
+    return found
+
+
+def expression_indexes(
+    upgrade_ops: ops.UpgradeOps,
+    downgrade_ops: ops.DowngradeOps,
+    metadata: sa.MetaData,
+    sa_connection: Connection,
+    tables: set[str],
+) -> None:
+    """Compare indexes on expressions, which SQLite's reflection cannot see.
+
+    Alembic skips them on SQLite (with a warning), so a new table would not
+    even get them. They are compared here by name and by their SQL as
+    ``sqlite_master`` keeps it; ``downgrade()`` re-creates a dropped one
+    from that SQL.
+    """
+    dialect = sa_connection.dialect
+    created = {op.table_name for op in upgrade_ops.ops if isinstance(op, ops.CreateTableOp)}
+    for position, op in enumerate(list(upgrade_ops.ops)):
+        if isinstance(op, ops.CreateTableOp):
+            table = metadata.tables[op.table_name]
+            new = [
+                ops.CreateIndexOp.from_index(index)
+                for index in sorted(table.indexes, key=lambda i: str(i.name))
+                if is_expression_index(index)
+            ]
+            upgrade_ops.ops[position + 1 : position + 1] = new
+    for name in sorted(tables - created):
+        table = metadata.tables[name]
+        wanted = {str(i.name): i for i in table.indexes if is_expression_index(i)}
+        present = {
+            index: sql
+            for index, (sql, reflected) in _fragile_indexes(sa_connection, name).items()
+            if not reflected
+        }
+        up: list[ops.MigrateOperation] = []
+        down: list[ops.MigrateOperation] = []
+        for index_name in sorted(set(wanted) | set(present)):
+            index = wanted.get(index_name)
+            sql = present.get(index_name)
+            if index is not None and sql is not None:
+                ours = str(sa.schema.CreateIndex(index).compile(dialect=dialect))
+                if _normalised_index(ours) == _normalised_index(sql):
+                    continue
+            if sql is not None:
+                up.append(ops.DropIndexOp(index_name, table_name=name))
+                down.append(RestoreIndexOp(sql))
+            if index is not None:
+                up.append(ops.CreateIndexOp.from_index(index))
+                down.insert(0, ops.DropIndexOp(index_name, table_name=name))
+        if up:
+            _modify_ops(upgrade_ops, name).ops.extend(up)
+            _modify_ops(downgrade_ops, name).ops.extend(down)
