@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import shutil
 import subprocess
@@ -23,16 +24,16 @@ TEMPLATE = '''\
 """{docstring}
 
 Revision ID: {revision}
-Revises: {revises}
+Revises:{revises}
 Create Date: {create_date}
 """
 
 {imports}
 
-revision = {revision!r}
-down_revision = {down_revision!r}
-branch_labels = {branch_labels!r}
-depends_on = {depends_on!r}
+revision = {revision_literal}
+down_revision = {down_revision}
+branch_labels = {branch_labels}
+depends_on = {depends_on}
 {django_dependencies}
 
 def upgrade() -> None:
@@ -43,7 +44,18 @@ def downgrade() -> None:
 {downgrade}
 '''
 
-DEFAULT_IMPORTS = "from alembic import op\nimport sqlalchemy as sa"
+# In the order ruff's and isort's defaults want them.
+DEFAULT_IMPORTS = "import sqlalchemy as sa\nfrom alembic import op"
+
+
+def _literal(value: str | tuple[str, ...] | None) -> str:
+    """A Python literal in the quotes formatters prefer (``"x"``, not ``'x'``)."""
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return json.dumps(value)
+    inner = ", ".join(json.dumps(item) for item in value)
+    return f"({inner},)" if len(value) == 1 else f"({inner})"
 
 
 @dataclass(frozen=True)
@@ -112,14 +124,15 @@ def render(
     source = TEMPLATE.format(
         docstring=docstring,
         revision=revision,
-        revises=revises or "",
+        revision_literal=_literal(revision),
+        revises=f" {revises}" if revises else "",
         create_date=datetime.datetime.now().isoformat(sep=" ", timespec="seconds"),
         imports=imports.strip(),
-        down_revision=down_revision,
-        branch_labels=(app.label,) if is_first else None,
-        depends_on=deps,
+        down_revision=_literal(down_revision),
+        branch_labels=_literal((app.label,) if is_first else None),
+        depends_on=_literal(deps),
         django_dependencies=(
-            "# Django migrations that must be applied first, e.g. [('shop', '0004_order_status')]\n"
+            '# Django migrations that must be applied first, e.g. [("shop", "0004_order_status")]\n'
             "django_dependencies: list[tuple[str, str]] = []\n"
         ),
         upgrade=_indent(upgrade),

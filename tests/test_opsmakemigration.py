@@ -76,7 +76,7 @@ def test_dry_run_prints_and_writes_nothing(project: Project) -> None:
     package = project.app("shop", ops=False)
     out = run("opsmakemigration", "shop", "-m", "x", "--empty", "--dry-run")
     assert "def upgrade() -> None:" in out
-    assert "branch_labels = ('shop',)" in out
+    assert 'branch_labels = ("shop",)' in out
     assert not (package / "migrations_ops").exists()
 
 

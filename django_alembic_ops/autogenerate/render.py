@@ -210,8 +210,10 @@ def suggested_name(container: ops.OpContainer, max_length: int = 52) -> str | No
 
 def script_imports(bodies: Sequence[str], alembic_imports: Iterable[str]) -> str:
     """The import block of a script: only what its bodies use."""
-    lines = ["from alembic import op"]
+    # Straight imports first, then from-imports: isort's and ruff's order.
+    lines = []
     if any(re.search(r"(?<![\w.])sa\.", body) for body in bodies):
         lines.append("import sqlalchemy as sa")
+    lines.append("from alembic import op")
     lines.extend(sorted(set(alembic_imports)))
     return "\n".join(lines)
