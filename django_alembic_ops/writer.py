@@ -58,6 +58,11 @@ def _literal(value: str | tuple[str, ...] | None) -> str:
     return f"({inner},)" if len(value) == 1 else f"({inner})"
 
 
+def _pairs(pairs: Sequence[tuple[str, str]]) -> str:
+    """``[("shop", "0001_initial")]``, in the quotes formatters prefer."""
+    return "[" + ", ".join(f"({json.dumps(a)}, {json.dumps(b)})" for a, b in pairs) + "]"
+
+
 @dataclass(frozen=True)
 class NewMigration:
     """A rendered migration script and where it goes."""
@@ -109,6 +114,7 @@ def render(
     downgrade: str = "pass",
     imports: str = DEFAULT_IMPORTS,
     name: str | None = None,
+    django_dependencies: Sequence[tuple[str, str]] = (),
 ) -> NewMigration:
     """Render the next numbered script of ``app`` (nothing is written)."""
     number = next_number(app.path)
@@ -133,7 +139,7 @@ def render(
         depends_on=_literal(deps),
         django_dependencies=(
             '# Django migrations that must be applied first, e.g. [("shop", "0004_order_status")]\n'
-            "django_dependencies: list[tuple[str, str]] = []\n"
+            f"django_dependencies: list[tuple[str, str]] = {_pairs(django_dependencies)}\n"
         ),
         upgrade=_indent(upgrade),
         downgrade=_indent(downgrade),

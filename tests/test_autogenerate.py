@@ -329,6 +329,12 @@ def test_only_the_apps_own_tables(project: Project, alias: str) -> None:
     assert "shop_audit" not in body
     assert '["auth_user.id"]' in body and '["other_thing.id"]' in body
     assert '["inventory_stock.id"]' in body
+    # It runs after what creates those tables, as makemigrations' dependencies.
+    inventory_head = scripts(project.root / "inventory")[-1]
+    namespace: dict[str, object] = {}
+    exec(inventory_head.read_text(), namespace)
+    assert f'depends_on = "{namespace["revision"]}"' in script
+    assert '("other", "0001_initial")' in script and '("auth", "' in script
 
     # The model goes: its table is dropped, nothing else is.
     edit_models(project, "shop", "from django.db import models\n")

@@ -37,6 +37,7 @@ from alembic.runtime.migration import MigrationContext
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.loader import MigrationLoader
 
 from .. import bridge, conf, executor
 from ..errors import OpsError
@@ -72,6 +73,11 @@ class Comparison:
     imports: str  # the script's import block
     name: str | None = None  # a file name for the changes, None for a dated one
     notes: list[str] = field(default_factory=list)  # what was skipped, and why
+    # What must run first: other apps' ops migrations (revision ids) and
+    # Django migrations ((app_label, name)) that create the tables the new
+    # foreign keys point at.
+    depends_on: list[str] = field(default_factory=list)
+    django_dependencies: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -142,6 +148,55 @@ def _recorded_warnings(notes: list[str]) -> Iterator[None]:
         message = " ".join(str(warning.message).split())
         if message not in notes:
             notes.append(message)
+
+
+def _referred_tables(container: ops.OpContainer) -> set[str]:
+    """Tables the foreign keys that ``container`` creates point at."""
+    referred: set[str] = set()
+    for op in container.ops:
+        if isinstance(op, ops.CreateTableOp):
+            for constraint in op.to_table().foreign_key_constraints:
+                referred.add(constraint.elements[0].target_fullname.rsplit(".", 1)[0])
+        elif isinstance(op, ops.ModifyTableOps):
+            referred |= {
+                sub.referent_table for sub in op.ops if isinstance(sub, ops.CreateForeignKeyOp)
+            }
+    return referred
+
+
+def dependencies(
+    container: ops.OpContainer, app_label: str
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """What must have run before ``container``: as ``makemigrations`` adds dependencies.
+
+    A foreign key to a table Django's migrations create (``auth_user``)
+    needs that app's Django migrations (its latest one, as a
+    ``django_dependencies`` entry); one to an unmanaged model of another app
+    with ops migrations needs that app's head (``depends_on``).
+    """
+    owners = {m._meta.db_table: m for m in apps.get_models(include_auto_created=True)}
+    depends_on: list[str] = []
+    django: list[tuple[str, str]] = []
+    loader: MigrationLoader | None = None
+    for table in sorted(_referred_tables(container)):
+        model = owners.get(table)
+        if model is None:
+            continue
+        declared_by = model._meta.auto_created
+        owner = declared_by if isinstance(declared_by, type) else model
+        label = owner._meta.app_label
+        if label == app_label:
+            continue
+        if owner._meta.managed:
+            if loader is None:
+                loader = MigrationLoader(None, ignore_no_migrations=True)
+            django += sorted(loader.graph.leaf_nodes(label))
+        else:
+            scripts = executor.load_scripts()
+            head = scripts.app_head(label) if label in scripts.by_app else None
+            if head is not None:
+                depends_on.append(head.revision)
+    return list(dict.fromkeys(depends_on)), list(dict.fromkeys(django))
 
 
 def _django_name(
@@ -399,6 +454,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
             notes[:] = [note for note in notes if "expression-based index" not in note]
         if is_sqlite:
             _prepare_sqlite(upgrade_ops, downgrade_ops, target.metadata, sa_connection, hidden)
+        depends_on, django_dependencies = dependencies(upgrade_ops, app_label)
         changes = render.describe(upgrade_ops)
         upgrade, up_imports = render.render(upgrade_ops, context, batch=is_sqlite)
         downgrade, down_imports = render.render(downgrade_ops, context, batch=is_sqlite)
@@ -411,4 +467,6 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         imports=render.script_imports([upgrade, downgrade], up_imports | down_imports),
         name=render.suggested_name(upgrade_ops),
         notes=notes,
+        depends_on=depends_on,
+        django_dependencies=django_dependencies,
     )

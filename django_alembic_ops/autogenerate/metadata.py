@@ -201,7 +201,7 @@ class _Builder:
                 sql = sql % tuple(self.editor.quote_value(p) for p in gen_params)
             args.append(sa.Computed(sql_text(sql), persisted=bool(fld.db_persist)))  # type: ignore[attr-defined]
             null = True
-        elif fld.has_db_default():
+        elif getattr(fld, "has_db_default", lambda: False)():  # Django 5.0+
             sql, default_params = self.editor.db_default_sql(fld)
             if default_params:
                 sql = sql % tuple(self.editor.quote_value(p) for p in default_params)
@@ -370,6 +370,10 @@ class _Builder:
         for fld in fields:
             for statement in editor._field_indexes_sql(model, fld):
                 self.index(table, statement)
+        # Django 4.2 still has index_together (and makes these indexes for it).
+        for field_names in getattr(meta, "index_together", ()):
+            together = [meta.get_field(n) for n in field_names]
+            self.index(table, editor._create_index_sql(model, fields=together, suffix="_idx"))
         for index in meta.indexes:
             if (
                 index.contains_expressions
