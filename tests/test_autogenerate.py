@@ -603,3 +603,20 @@ def _index_sql(alias: str) -> dict[str, str]:
             ["shop_customer"],
         )
     return {str(name): str(sql) for name, sql in rows}
+
+
+class _ShopElsewhere:
+    """A router that keeps app 'shop' off the default database."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
+        return db != "default" if app_label == "shop" else None
+
+
+def test_routers(project: Project) -> None:
+    from django.test.utils import override_settings
+
+    project.app("shop", models=BASE)
+    with override_settings(DATABASE_ROUTERS=[_ShopElsewhere()]):
+        assert run("opsmakemigration").strip() == "No changes detected"
+        message = run_error("opsmakemigration", "shop")
+    assert "routers do not allow app 'shop' on database 'default'" in message

@@ -87,7 +87,7 @@ class Command(OpsCommand):
         for label in labels:
             if not api.has_autogenerate_target(label):
                 raise CommandError(no_target_message(label))
-        chosen = labels or api.autogenerate_apps()
+        chosen = labels or api.autogenerate_apps(database=options["database"])
         check = options["check"]
         changed = False
         for label in chosen:
