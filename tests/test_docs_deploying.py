@@ -281,7 +281,7 @@ class Story:
         def other() -> None:
             try:
                 api.migrate(
-                    database=self.alias, on_plan=lambda steps: (started.set(), time.sleep(1.5))
+                    database=self.alias, on_plan=lambda steps: (started.set(), time.sleep(3))
                 )
             finally:
                 connections.close_all()
