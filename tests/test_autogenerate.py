@@ -620,3 +620,38 @@ def test_routers(project: Project) -> None:
         assert run("opsmakemigration").strip() == "No changes detected"
         message = run_error("opsmakemigration", "shop")
     assert "routers do not allow app 'shop' on database 'default'" in message
+
+
+LITERALS = """
+from django.db import models
+from django.db.models import F, Q
+
+
+class Item(models.Model):
+    price = models.IntegerField()
+    qty = models.IntegerField()
+    total = models.GeneratedField(
+        expression=F("price") * F("qty"), output_field=models.IntegerField(), db_persist=True
+    )
+    label = models.CharField(max_length=20, db_default="100%", db_collation="{collation}")
+
+    class Meta:
+        managed = False
+        indexes = [
+            models.Index(fields=["label"], condition=Q(label__startswith="a%b"), name="lbl")
+        ]
+        constraints = [models.CheckConstraint(condition=Q(label__contains="%"), name="pct")]
+"""
+
+
+def test_sql_text_is_kept_as_written(project: Project, alias: str) -> None:
+    """'%' in defaults, conditions and checks; collations; generated columns."""
+    collation = "NOCASE" if connections[alias].vendor == "sqlite" else "C"
+    project.app("shop", models=LITERALS.replace("{collation}", collation))
+    out, script = autogenerate("shop", alias)
+    assert "server_default=sa.text(\"'100%'\")" in script
+    assert_no_changes("shop", alias)
+    execute(alias, "INSERT INTO shop_item (price, qty) VALUES (2, 3)")
+    assert query(alias, "SELECT label, total FROM shop_item") == [("100%", 6)]
+    with pytest.raises(Exception, match="pct|CHECK"):
+        execute(alias, "INSERT INTO shop_item (price, qty, label) VALUES (1, 1, 'none')")

@@ -10,12 +10,16 @@ altered or dropped.
 A table is the app's own when it is in the app's target (see
 :mod:`.target`), or when one of the app's ops migrations created it with
 ``op.create_table()`` and no installed model claims it any more: that is how
-a dropped model's table is found. Tables of other installed models are never
-the app's.
+a dropped model's table is found. Tables of managed models and of other apps'
+models are never the app's (:func:`claimed_tables`).
 
-On SQLite every change to an existing table is a ``batch_alter_table``, with
-the table's unnamed CHECK constraints and ``AUTOINCREMENT`` restated (see
-:mod:`.sqlite`).
+Alembic's operations are then adjusted where Django does things its own way:
+removed tables are dropped in dependency order, constraints added to existing
+tables are named (a downgrade drops them by name), new ``NOT NULL`` columns
+are added with Django's effective default, and the script depends on what
+creates the tables its foreign keys point at. On SQLite every change to an
+existing table is a ``batch_alter_table`` that keeps what a rebuild would
+lose (see :mod:`.sqlite`).
 """
 
 from __future__ import annotations
@@ -452,12 +456,12 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
             )
             # Compared above instead.
             notes[:] = [note for note in notes if "expression-based index" not in note]
-        if is_sqlite:
             _prepare_sqlite(upgrade_ops, downgrade_ops, target.metadata, sa_connection, hidden)
         depends_on, django_dependencies = dependencies(upgrade_ops, app_label)
         changes = render.describe(upgrade_ops)
-        upgrade, up_imports = render.render(upgrade_ops, context, batch=is_sqlite)
-        downgrade, down_imports = render.render(downgrade_ops, context, batch=is_sqlite)
+        writing = render.rendering_context(sa_connection.dialect)
+        upgrade, up_imports = render.render(upgrade_ops, writing, batch=is_sqlite)
+        downgrade, down_imports = render.render(downgrade_ops, writing, batch=is_sqlite)
     return Comparison(
         app_label=app_label,
         database=database,

@@ -13,10 +13,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import render_python_code, renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Dialect
 
 __all__ = ["BatchTableOps", "DropTemporaryDefaultOp", "describe", "render"]
 
@@ -77,6 +79,20 @@ def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> l
 # collects (dialect modules, user types) are read from the contexts that the
 # render_item hook and the batch renderer are handed.
 _seen_contexts: list[AutogenContext] = []
+
+
+def rendering_context(dialect: Dialect) -> MigrationContext:
+    """A context to render with: ``dialect``'s kind, SQL written as it is.
+
+    Alembic writes expressions (defaults, index conditions) into the script
+    compiled by the context's dialect; with a ``pyformat`` driver such as
+    psycopg that doubles every ``%`` (``'100%'`` would become ``'100%%'``
+    in the script, and in the database). The same dialect with the
+    ``named`` parameter style leaves them alone.
+    """
+    dialect_class: Any = sa.engine.make_url(f"{dialect.name}://").get_dialect()
+    offline = dialect_class(paramstyle="named")
+    return MigrationContext.configure(dialect=offline)
 
 
 def render(

@@ -1,0 +1,1 @@
+"""Benchmark harness for django-alembic-ops (see benchmarks/README.md)."""

@@ -1,0 +1,90 @@
+"""Keep the benchmark harness (benchmarks/) working: a tiny run on SQLite.
+
+Two harness processes run side by side (each with its own temporary projects
+and database) to stay well under 30 seconds; the numbers are meaningless, only
+the shape of the JSON and the fact that every tool ran are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS = {"ops", "alembic", "django", "floor"}
+COMMON = ["--n", "3", "--runs", "1", "--backends", "sqlite", "--m", "3"]
+COMMON += ["--post-migrate-calls", "3", "-q"]
+
+
+def _run_harness(tmp_path: Path) -> dict[str, dict]:
+    halves = {
+        "processes": ["upgrade", "noop", "post_migrate"],
+        "offline": ["sql", "autogenerate"],
+    }
+    running = {}
+    for name, scenarios in halves.items():
+        argv = [sys.executable, "-m", "benchmarks", *COMMON, "--scenarios", *scenarios]
+        argv += ["--json", str(tmp_path / f"{name}.json")]
+        running[name] = subprocess.Popen(
+            argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    results = {}
+    for name, process in running.items():
+        stdout, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, f"{name}: {stderr[-2000:]}"
+        assert "full upgrade" in stdout or "offline SQL" in stdout
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    return results
+
+
+def _rows(result: dict) -> dict[str, dict]:
+    return {row["scenario"]: row for row in result["results"]}
+
+
+def _assert_measured(value: dict, *keys: str) -> None:
+    assert value["status"] == "ok", value
+    for key in keys:
+        assert value[key] > 0, (key, value)
+
+
+def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
+    results = _run_harness(tmp_path)
+
+    meta = results["processes"]["meta"]
+    assert meta["n"] == [3] and meta["runs"] == 1 and meta["backends"] == ["sqlite"]
+    machine = meta["machine"]
+    for key in ("nproc", "cpu_model", "ram_gb", "python", "django", "sqlalchemy", "alembic"):
+        assert machine[key], key
+    assert meta["django_alembic_ops"]["source"] == "working tree"
+    assert "full upgrade" in results["processes"]["table"]
+
+    rows = _rows(results["processes"])
+    assert set(rows) == {"upgrade", "noop", "post_migrate", "post_migrate_first"}
+    for scenario in ("upgrade", "noop"):
+        row = rows[scenario]
+        assert row["backend"] == "sqlite" and row["n"] == 3
+        assert set(row["tools"]) == TOOLS
+        for value in row["tools"].values():
+            _assert_measured(value, "wall_s", "maxrss_mb")
+            assert len(value["runs"]) == 1
+        for pair in ("ops/alembic", "ops/django", "ops/floor", "alembic/floor", "django/floor"):
+            assert row["ratios"][pair]["wall_s"] > 0
+            assert row["ratios"][pair]["maxrss_mb"] > 0
+    for value in rows["post_migrate"]["tools"].values():
+        _assert_measured(value, "median_ms")
+    assert rows["post_migrate"]["ratios"]["ops/floor"]["median_ms"] > 0
+
+    rows = _rows(results["offline"])
+    assert set(rows) == {"sql", "autogenerate"}
+    for value in rows["sql"]["tools"].values():
+        _assert_measured(value, "wall_s", "maxrss_mb")
+    autogenerate = rows["autogenerate"]
+    assert autogenerate["m"] == 3
+    for tool in ("alembic", "django"):
+        _assert_measured(autogenerate["tools"][tool], "wall_s", "maxrss_mb")
+    assert autogenerate["tools"]["floor"]["status"] == "n/a"
+    ops = autogenerate["tools"]["ops"]
+    if ops["status"] != "ok":  # autogenerate is not in every version of the package
+        assert ops["status"] == "n/a" and "autogenerate target" in ops["reason"], ops
