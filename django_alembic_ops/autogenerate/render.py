@@ -1,10 +1,13 @@
 """Alembic operations -> the Python source of ``upgrade()``/``downgrade()``, and words for them.
 
-Rendering is Alembic's own (:func:`alembic.autogenerate.render_python_code`).
-The one addition is :class:`BatchTableOps`: a ``batch_alter_table`` block
-that can carry ``recreate=``, ``table_args=`` and ``table_kwargs=``, which
-SQLite needs so that a table rebuilt from reflection keeps what reflection
-cannot see (unnamed CHECK constraints, ``AUTOINCREMENT``).
+Rendering is Alembic's own (:func:`alembic.autogenerate.render_python_code`),
+with a dialect that writes SQL text as it is (:func:`rendering_context`). The
+additions are :class:`BatchTableOps`: a ``batch_alter_table`` block that can
+carry ``recreate=``, ``table_args=`` and ``table_kwargs=``, which SQLite needs
+so that a table rebuilt from reflection keeps what reflection cannot see
+(unnamed CHECK constraints, ``AUTOINCREMENT``); and operations that are part
+of a change rather than a change (``is_change = False``), left out of the
+list of changes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Dialect
 
-__all__ = ["BatchTableOps", "DropTemporaryDefaultOp", "describe", "render"]
+__all__ = [
+    "BatchTableOps",
+    "DropTemporaryDefaultOp",
+    "describe",
+    "render",
+    "rendering_context",
+    "script_imports",
+    "suggested_name",
+]
 
 
 class BatchTableOps(ops.ModifyTableOps):
@@ -109,14 +120,16 @@ def render(
         return False  # Alembic's own rendering
 
     start = len(_seen_contexts)
-    body = render_python_code(
-        container,  # type: ignore[arg-type]
-        render_as_batch=batch,
-        migration_context=context,
-        render_item=render_item,  # type: ignore[arg-type]
-    )
-    contexts.extend(_seen_contexts[start:])
-    del _seen_contexts[start:]
+    try:
+        body = render_python_code(
+            container,  # type: ignore[arg-type]
+            render_as_batch=batch,
+            migration_context=context,
+            render_item=render_item,  # type: ignore[arg-type]
+        )
+    finally:
+        contexts.extend(_seen_contexts[start:])
+        del _seen_contexts[start:]
     imports: set[str] = set()
     for autogen_context in contexts:
         imports |= autogen_context.imports
