@@ -101,8 +101,8 @@ class _OpsScriptDirectory(ScriptDirectory):
         for app in self.ops_apps:
             for path in _script_files(app.path):
                 try:
-                    source = path.read_bytes()
-                    compile(source, str(path), "exec")
+                    # A SyntaxError carries its line; other errors are located
+                    # from the traceback (see _error_location).
                     with warnings.catch_warnings():
                         warnings.simplefilter("error")
                         script = Script._from_path(self, path)

@@ -73,6 +73,9 @@ def up_to_date(database: str, app_label: str | None = None) -> bool:
     ops_apps = discovery.ops_apps()
     if app_label is not None:
         discovery.require_ops_app(app_label)
+    current = read_heads(database)
+    if not current:
+        return False  # a new database: skip reading headers, there is work
     graph = headers.load(ops_apps)
     if graph is None:
         return False
@@ -86,7 +89,6 @@ def up_to_date(database: str, app_label: str | None = None) -> bool:
     complete = graph.complete_heads(allowed)
     if complete is None:
         return False
-    current = read_heads(database)
     if any(head not in graph.headers for head in current):
         return False
     if app_label is None:
