@@ -22,6 +22,7 @@ transaction to Django:
 from __future__ import annotations
 
 import functools
+import io
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -312,11 +313,14 @@ def render_sql(
         as_sql=True,
         starting_rev=tuple(starting_heads) or None,
     )
+    # Rendered into a buffer: a script that cannot run offline must not leave
+    # half a SQL file behind.
+    buffer = io.StringIO()
     try:
         with env:
             env.configure(
                 dialect_name=dialect_name,
-                output_buffer=output,
+                output_buffer=buffer,
                 **_configure_options(alias),
             )
             with env.begin_transaction():
@@ -324,3 +328,11 @@ def render_sql(
     except (AlembicCommandError, NotImplementedError) as exc:
         where = f"{current[0].migration.full_name}: " if current else ""
         raise OfflineNotSupported(f"{where}{' '.join(str(exc).split())}") from None
+    except Exception as exc:
+        # E.g. op.get_bind() is a mock offline, op.run_async() needs a live
+        # async connection: the script itself cannot be rendered as SQL.
+        where = f"{current[0].migration.full_name} " if current else "A migration "
+        raise OfflineNotSupported(
+            f"{where}cannot be rendered as offline SQL: {describe_error(exc)}"
+        ) from None
+    output.write(buffer.getvalue())

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.operations import Operations
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, connections
 
 from .conftest import Project, inspect_db, query, run, run_error, table_names
@@ -444,11 +447,15 @@ def test_every_example_has_a_check() -> None:
 def test_run_async_offline_is_one_clear_line(project: Project) -> None:
     """``--sql`` / ``opssqlmigrate`` on a script that calls ``op.run_async``."""
     install(project, "run_async")
-    try:
-        message = run_error("opssqlmigrate", "shop", "0002")
-    except ValueError as exc:  # the package bug reported with the docs; fixed: this passes
-        pytest.xfail(f"opssqlmigrate lets a raw ValueError escape: {exc}")
-    assert "run_async" in message and "\n" not in message
+    out = StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("opssqlmigrate", "shop", "0002", stdout=out)
+    message = str(info.value)
+    assert message == (
+        "shop.0002_run_async cannot be rendered as offline SQL: "
+        "ValueError: Cannot call run_async with a sync engine"
+    )
+    assert out.getvalue() == ""  # no half-rendered SQL
 
 
 # -- Operation Plugins: a custom directive registered from AppConfig.ready() ---------------

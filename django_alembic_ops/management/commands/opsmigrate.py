@@ -78,17 +78,22 @@ class Command(OpsCommand):
         labels = api.validate(app_label, name)
         if self.verbosity >= 1:
             self._print_operations(labels, app_label, name)
-        api.migrate(
-            app_label,
-            name,
-            database=database,
-            fake=options["fake"],
-            progress=self._progress,
-            on_wait=lambda: self.stdout.write(
-                f"Waiting for another opsmigrate run on database '{database}'..."
-            ),
-            on_plan=self._print_running,
-        )
+        self._line_open = False
+        try:
+            api.migrate(
+                app_label,
+                name,
+                database=database,
+                fake=options["fake"],
+                progress=self._progress,
+                on_wait=lambda: self.stdout.write(
+                    f"Waiting for another opsmigrate run on database '{database}'..."
+                ),
+                on_plan=self._print_running,
+            )
+        finally:
+            if self._line_open:  # "  Applying x..." never got its OK
+                self.stdout.write("")
 
     def _print_operations(self, labels: list[str], app_label: str | None, name: str | None) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Operations to perform:"))
@@ -132,7 +137,9 @@ class Command(OpsCommand):
             verb = "Applying" if event == "apply_start" else "Unapplying"
             self.stdout.write(f"  {verb} {migration.full_name}...", ending="")
             self.stdout.flush()
+            self._line_open = True
             return
+        self._line_open = False
         result = self.style.SUCCESS(" FAKED" if fake else " OK")
         if self.verbosity >= 2 and elapsed is not None:
             result += f" ({elapsed:.3f}s)"
