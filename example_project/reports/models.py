@@ -2,7 +2,7 @@
 
 ``DailySales`` is unmanaged (``Meta.managed = False``): Django's migrations
 record it but never create, alter or drop its table. The table is created by
-``reports/migrations_ops/0001_initial.py`` with Alembic's ``op.create_table``;
+``reports/migrations_ops/0001_daily_sales_table.py`` with Alembic's ``op.create_table``;
 the ORM reads and writes it like any other table.
 """
 
