@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from alembic.runtime.migration import MigrationStep
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError as AlembicCommandError
 from django.apps import apps as django_apps
@@ -21,7 +22,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from . import discovery, naming
 from . import scripts as scripts_module
-from .errors import DjangoDependencyNotApplied, NoOpsMigrations, ScriptError
+from .errors import DjangoDependencyNotApplied, NoOpsMigrations, ScriptError, UnknownMigration
 from .lock import migration_lock
 from .runner import Progress, Step, run
 from .scripts import OpsScripts
@@ -206,3 +207,36 @@ def migrate(
             on_plan(steps)
         run(database, scripts, steps, heads, fake=fake, progress=progress)
     return steps
+
+
+def unapply(
+    app_label: str,
+    migration: str,
+    *,
+    database: str = DEFAULT_DB_ALIAS,
+    progress: Progress | None = None,
+) -> Step:
+    """Unapply exactly one migration, which must be a head of the database.
+
+    Unlike ``migrate(app, previous)``, which also unapplies whatever was
+    applied after it (a sibling branch, say), this runs only the downgrade of
+    that one migration — what a stairway test needs.
+    """
+    scripts = load_scripts(Target(app_label, migration))
+    found = naming.resolve(scripts, app_label, migration)
+    if found is None:
+        raise UnknownMigration("'zero' is not a migration; name one, e.g. 0001.")
+    ensure_connection(database)
+    with migration_lock(database):
+        heads = read_heads(database)
+        if found.revision not in heads:
+            raise ScriptError(
+                f"{found.full_name} is not a head on database '{database}': it is not applied, "
+                "or later migrations build on it; unapply those first."
+            )
+        alembic_step = MigrationStep.downgrade_from_script(
+            scripts.directory.revision_map, found.script
+        )
+        step = Step(found, alembic_step)
+        run(database, scripts, [step], heads, progress=progress)
+    return step

@@ -34,13 +34,11 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationStep
 from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.test import TransactionTestCase
 
-from . import api, bridge, conf, discovery, executor, runner
+from . import api, bridge, conf, discovery, executor
 from .errors import MultipleHeads, OpsError, TransactionError
-from .lock import migration_lock
 from .scripts import OpsMigration
 
 if TYPE_CHECKING:
@@ -292,20 +290,8 @@ def ops_app_labels(
 
 
 def _unapply_one(migration: OpsMigration, database: str) -> None:
-    """Unapply exactly ``migration``, which must be a head of the database.
-
-    ``migrate(app, previous)`` would also unapply a sibling branch applied
-    after it; the step Alembic's own downgrade builds, alone, does not.
-    """
-    scripts = executor.load_scripts()
-    bridge.ensure_connection(database)
-    with migration_lock(database):
-        heads = executor.read_heads(database)
-        alembic_step = MigrationStep.downgrade_from_script(
-            scripts.directory.revision_map, scripts.migration(migration.revision).script
-        )
-        step = runner.Step(scripts.migration(migration.revision), alembic_step)
-        runner.run(database, scripts, [step], heads)
+    """Unapply exactly ``migration``, which must be a head of the database."""
+    api.unapply(migration.app_label, migration.revision, database=database)
 
 
 def _attempt(description: str, action: Callable[[], _T]) -> _T:

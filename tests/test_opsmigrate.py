@@ -196,3 +196,22 @@ def test_inspector_sees_created_table(two_apps: Project, alias: str) -> None:
     run("opsmigrate", "shop", "0001", database=alias)
     with inspect_db(alias) as insp:
         assert [c["name"] for c in insp.get_columns("shop_a")] == ["id"]
+
+
+def test_unapply_exactly_one_head(project: Project, alias: str) -> None:
+    from django_alembic_ops import api
+    from django_alembic_ops.errors import ScriptError
+
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="s1", **create("shop_a"))
+    project.script("shop", "0002_a", revision="s2a", down="s1", **create("shop_b"))
+    project.script("shop", "0002_b", revision="s2b", down="s1", **create("shop_c"))
+    project.script("shop", "0003_merge", revision="s3", down=("s2a", "s2b"))
+    run("opsmigrate", "shop", "0003", database=alias)
+    with pytest.raises(ScriptError, match="shop.0002_a is not a head"):
+        api.unapply("shop", "0002_a", database=alias)
+    api.unapply("shop", "0003", database=alias)
+    api.unapply("shop", "0002_a", database=alias)
+    # Only 0002_a's downgrade ran: its sibling branch is still applied.
+    assert applied(alias)["shop"] == ["0001_initial", "0002_b"]
+    assert "shop_c" in table_names(alias) and "shop_b" not in table_names(alias)
