@@ -86,6 +86,14 @@ def script_source(
     )
 
 
+def one_table(name: str) -> dict[str, str]:
+    """``upgrade``/``downgrade`` bodies that create and drop table ``name``."""
+    return {
+        "upgrade": f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))',
+        "downgrade": f'op.drop_table("{name}")',
+    }
+
+
 class Project:
     """Django apps written on disk for one test."""
 

@@ -5,22 +5,15 @@ from __future__ import annotations
 import pytest
 from django.test.utils import override_settings
 
-from .conftest import Project, run, run_error, table_names
+from .conftest import Project, one_table, run, run_error, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def table(name: str) -> dict[str, str]:
-    return {
-        "upgrade": f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))',
-        "downgrade": f'op.drop_table("{name}")',
-    }
 
 
 @pytest.fixture
 def shop(project: Project) -> Project:
     project.app("shop")
-    project.script("shop", "0001_initial", revision="r1", **table("shop_a"))
+    project.script("shop", "0001_initial", revision="r1", **one_table("shop_a"))
     return project
 
 
@@ -124,7 +117,7 @@ def test_router_excludes_app(shop: Project, pg_alias: str) -> None:
 
 def test_router_refuses_dependency_on_excluded_app(shop: Project, pg_alias: str) -> None:
     shop.app("orders")
-    shop.script("orders", "0001_initial", revision="o1", depends_on="r1", **table("orders_a"))
+    shop.script("orders", "0001_initial", revision="o1", depends_on="r1", **one_table("orders_a"))
     with override_settings(DATABASE_ROUTERS=[f"{__name__}.OnlyDefault"]):
         message = run_error("opsmigrate", database=pg_alias)
     assert "shop.0001_initial would run on database 'postgres'" in message
@@ -148,7 +141,7 @@ class ShopToOtherOrdersToDefault:
 
 def test_router_two_sqlite_databases(shop: Project) -> None:
     shop.app("orders")
-    shop.script("orders", "0001_initial", revision="o1", **table("orders_a"))
+    shop.script("orders", "0001_initial", revision="o1", **one_table("orders_a"))
     with override_settings(DATABASE_ROUTERS=[f"{__name__}.ShopToOtherOrdersToDefault"]):
         run("opsmigrate")
         run("opsmigrate", database="other")
@@ -160,7 +153,7 @@ def test_router_two_sqlite_databases(shop: Project) -> None:
 
 def test_depends_on_unknown_revision(shop: Project, alias: str) -> None:
     shop.app("orders")
-    shop.script("orders", "0001_initial", revision="o1", depends_on="nope", **table("orders_a"))
+    shop.script("orders", "0001_initial", revision="o1", depends_on="nope", **one_table("orders_a"))
     message = run_error("opsmigrate", database=alias)
     assert message.startswith("Broken ops migration graph:")
     assert "nope" in message

@@ -8,24 +8,19 @@ import pytest
 
 from django_alembic_ops import api, headers
 
-from .conftest import Project, run
+from .conftest import Project, one_table, run
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def table(name: str) -> dict[str, str]:
-    return {
-        "upgrade": f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))',
-        "downgrade": f'op.drop_table("{name}")',
-    }
 
 
 @pytest.fixture
 def shop(project: Project) -> Project:
     project.app("shop")
     project.app("orders")
-    project.script("shop", "0001_initial", revision="s1", **table("shop_a"))
-    project.script("orders", "0001_initial", revision="o1", depends_on="s1", **table("orders_a"))
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    project.script(
+        "orders", "0001_initial", revision="o1", depends_on="s1", **one_table("orders_a")
+    )
     return project
 
 
@@ -47,7 +42,7 @@ def test_new_or_edited_script_invalidates_the_cache(shop: Project, alias: str) -
         shop.root / "shop" / "migrations_ops" / "__pycache__" / "django_alembic_ops_headers.json"
     )
     assert cache.is_file()
-    path = shop.script("shop", "0002_more", revision="s2", down="s1", **table("shop_b"))
+    path = shop.script("shop", "0002_more", revision="s2", down="s1", **one_table("shop_b"))
     assert not api.up_to_date(database=alias)
     out = run("opsmigrate", database=alias)
     assert "Applying shop.0002_more... OK" in out

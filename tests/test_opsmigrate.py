@@ -8,16 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from .conftest import Project, inspect_db, query, run, run_error, table_names
+from .conftest import Project, inspect_db, one_table, query, run, run_error, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def create(table: str) -> dict[str, str]:
-    return {
-        "upgrade": f'op.create_table("{table}", sa.Column("id", sa.Integer, primary_key=True))',
-        "downgrade": f'op.drop_table("{table}")',
-    }
 
 
 @pytest.fixture
@@ -25,11 +18,13 @@ def two_apps(project: Project) -> Project:
     """shop: 0001..0003; orders: 0001 (depends on shop 0002), 0002."""
     project.app("shop")
     project.app("orders")
-    project.script("shop", "0001_initial", revision="s1", **create("shop_a"))
-    project.script("shop", "0002_b", revision="s2", down="s1", **create("shop_b"))
-    project.script("shop", "0003_c", revision="s3", down="s2", **create("shop_c"))
-    project.script("orders", "0001_initial", revision="o1", depends_on="s2", **create("orders_a"))
-    project.script("orders", "0002_x", revision="o2", down="o1", **create("orders_b"))
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    project.script("shop", "0002_b", revision="s2", down="s1", **one_table("shop_b"))
+    project.script("shop", "0003_c", revision="s3", down="s2", **one_table("shop_c"))
+    project.script(
+        "orders", "0001_initial", revision="o1", depends_on="s2", **one_table("orders_a")
+    )
+    project.script("orders", "0002_x", revision="o2", down="o1", **one_table("orders_b"))
     return project
 
 
@@ -171,9 +166,9 @@ def test_errors_are_one_line_and_change_nothing(two_apps: Project, alias: str) -
 
 def test_multiple_heads_refused(project: Project, alias: str) -> None:
     project.app("shop")
-    project.script("shop", "0001_initial", revision="s1", **create("shop_a"))
-    project.script("shop", "0002_a", revision="s2a", down="s1", **create("shop_b"))
-    project.script("shop", "0002_b", revision="s2b", down="s1", **create("shop_c"))
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    project.script("shop", "0002_a", revision="s2a", down="s1", **one_table("shop_b"))
+    project.script("shop", "0002_b", revision="s2b", down="s1", **one_table("shop_c"))
     out = StringIO()
     with pytest.raises(CommandError) as info:
         call_command("opsmigrate", database=alias, stdout=out)
@@ -203,9 +198,9 @@ def test_unapply_exactly_one_head(project: Project, alias: str) -> None:
     from django_alembic_ops.errors import ScriptError
 
     project.app("shop")
-    project.script("shop", "0001_initial", revision="s1", **create("shop_a"))
-    project.script("shop", "0002_a", revision="s2a", down="s1", **create("shop_b"))
-    project.script("shop", "0002_b", revision="s2b", down="s1", **create("shop_c"))
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    project.script("shop", "0002_a", revision="s2a", down="s1", **one_table("shop_b"))
+    project.script("shop", "0002_b", revision="s2b", down="s1", **one_table("shop_c"))
     project.script("shop", "0003_merge", revision="s3", down=("s2a", "s2b"))
     run("opsmigrate", "shop", "0003", database=alias)
     with pytest.raises(ScriptError, match="shop.0002_a is not a head"):

@@ -11,16 +11,9 @@ import pytest
 from django.core import checks
 from django.test.utils import override_settings
 
-from .conftest import Project, run, run_error, table_names
+from .conftest import Project, one_table, run, run_error, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def table(name: str) -> dict[str, str]:
-    return {
-        "upgrade": f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))',
-        "downgrade": f'op.drop_table("{name}")',
-    }
 
 
 @pytest.fixture
@@ -28,9 +21,11 @@ def apps2(project: Project) -> Project:
     project.app("shop")
     project.app("orders")
     project.app("empty")
-    project.script("shop", "0001_initial", revision="s1", **table("shop_a"))
-    project.script("shop", "0002_b", revision="s2", down="s1", **table("shop_b"))
-    project.script("orders", "0001_initial", revision="o1", depends_on="s2", **table("orders_a"))
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    project.script("shop", "0002_b", revision="s2", down="s1", **one_table("shop_b"))
+    project.script(
+        "orders", "0001_initial", revision="o1", depends_on="s2", **one_table("orders_a")
+    )
     return project
 
 
@@ -86,7 +81,7 @@ def test_sql_full_range_in_order(apps2: Project, alias: str) -> None:
 
 def test_sql_sqlite_batch_rebuild_says_why(project: Project) -> None:
     project.app("shop")
-    project.script("shop", "0001_initial", revision="s1", **table("shop_a"))
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
     project.script(
         "shop",
         "0002_alter",
