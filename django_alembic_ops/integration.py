@@ -18,6 +18,7 @@ from django.core.management.color import color_style
 
 from . import conf, discovery, state
 from .errors import OpsError
+from .report import RunReporter
 
 
 def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kwargs: Any) -> None:
@@ -32,8 +33,6 @@ def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kw
     # Alembic and SQLAlchemy are imported only now, when there is work.
     from . import executor
     from .errors import DjangoDependencyNotApplied
-    from .runner import Step
-    from .scripts import OpsMigration
 
     stream: TextIO = kwargs.get("stdout") or sys.stdout
     stdout = stream if isinstance(stream, OutputWrapper) else OutputWrapper(stream)
@@ -52,29 +51,16 @@ def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kw
                 stdout.write(style.WARNING(f"Ops migrations not applied: {exc}"))
             return
 
-        def announce(steps: list[Step]) -> None:
-            if verbosity >= 1 and steps:
-                stdout.write(style.MIGRATE_HEADING("Running ops migrations:"))
-
-        def progress(
-            event: str, migration: OpsMigration, fake: bool, elapsed: float | None
-        ) -> None:
-            if verbosity < 1:
-                return
-            if event == "apply_start":
-                stdout.write(f"  Applying {migration.full_name}...", ending="")
-                stdout.flush()
-            elif event == "apply_success":
-                timing = f" ({elapsed:.3f}s)" if verbosity >= 2 and elapsed is not None else ""
-                stdout.write(style.SUCCESS(" OK") + timing)
-
-        def waiting() -> None:
-            stdout.write(f"Waiting for another opsmigrate run on database '{using}'...")
-
-        executor.migrate(
-            target, database=using, progress=progress, on_plan=announce, on_wait=waiting
-        )
+        reporter = RunReporter(stdout, style, verbosity)
+        try:
+            executor.migrate(
+                target,
+                database=using,
+                progress=reporter.progress,
+                on_plan=lambda steps: reporter.running(steps, say_when_empty=False),
+                on_wait=lambda: reporter.waiting(using),
+            )
+        finally:
+            reporter.end_line()
     except OpsError as exc:
-        if verbosity >= 1:
-            stdout.write("")
         raise CommandError(str(exc)) from exc

@@ -9,11 +9,11 @@ from django.core.management.base import CommandParser
 
 from ... import state
 from ...discovery import ops_apps
+from ...report import RunReporter
 from ..base import OpsCommand
 
 if TYPE_CHECKING:
     from ...runner import Step
-    from ...scripts import OpsMigration
 
 
 class Command(OpsCommand):
@@ -58,7 +58,7 @@ class Command(OpsCommand):
                 self._print_plan([])
             elif not options["check_unapplied"] and self.verbosity >= 1:
                 self._print_operations([app.label for app in ops_apps()], app_label, name)
-                self._print_running([])
+                RunReporter(self.stdout, self.style, self.verbosity).running([])
             return
         from ... import api  # Alembic and SQLAlchemy: only when there is work
 
@@ -78,22 +78,19 @@ class Command(OpsCommand):
         labels = api.validate(app_label, name)
         if self.verbosity >= 1:
             self._print_operations(labels, app_label, name)
-        self._line_open = False
+        reporter = RunReporter(self.stdout, self.style, self.verbosity)
         try:
             api.migrate(
                 app_label,
                 name,
                 database=database,
                 fake=options["fake"],
-                progress=self._progress,
-                on_wait=lambda: self.stdout.write(
-                    f"Waiting for another opsmigrate run on database '{database}'..."
-                ),
-                on_plan=self._print_running,
+                progress=reporter.progress,
+                on_wait=lambda: reporter.waiting(database),
+                on_plan=reporter.running,
             )
         finally:
-            if self._line_open:  # "  Applying x..." never got its OK
-                self.stdout.write("")
+            reporter.end_line()
 
     def _print_operations(self, labels: list[str], app_label: str | None, name: str | None) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Operations to perform:"))
@@ -114,12 +111,6 @@ class Command(OpsCommand):
                 + f"{name}, from {app_label}"
             )
 
-    def _print_running(self, steps: list[Step]) -> None:
-        if self.verbosity >= 1:
-            self.stdout.write(self.style.MIGRATE_HEADING("Running ops migrations:"))
-            if not steps:
-                self.stdout.write("  No ops migrations to apply.")
-
     def _print_plan(self, steps: list[Step]) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Planned operations:"))
         if not steps:
@@ -127,20 +118,3 @@ class Command(OpsCommand):
         for step in steps:
             verb = "Apply" if step.forward else "Unapply"
             self.stdout.write(f"  {verb} {step.migration.full_name}")
-
-    def _progress(
-        self, event: str, migration: OpsMigration, fake: bool, elapsed: float | None
-    ) -> None:
-        if self.verbosity < 1:
-            return
-        if event.endswith("_start"):
-            verb = "Applying" if event == "apply_start" else "Unapplying"
-            self.stdout.write(f"  {verb} {migration.full_name}...", ending="")
-            self.stdout.flush()
-            self._line_open = True
-            return
-        self._line_open = False
-        result = self.style.SUCCESS(" FAKED" if fake else " OK")
-        if self.verbosity >= 2 and elapsed is not None:
-            result += f" ({elapsed:.3f}s)"
-        self.stdout.write(result)
