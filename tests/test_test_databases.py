@@ -8,6 +8,7 @@ and PostgreSQL) and ``manage.py test`` all create the test database through
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -175,3 +176,43 @@ def test_pytest_django_postgresql(tmp_path: Path, pg_alias: str) -> None:
         assert "2 passed" in result.stdout
     result = run_in(root, "manage.py", "test", "shop", "--noinput")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ROUTER = """
+class ShopOnOther:
+    def allow_migrate(self, db, app_label, **hints):
+        if app_label == "shop":
+            return db == "other"
+        return None
+"""
+
+
+def test_router_two_sqlite_files(tmp_path: Path) -> None:
+    """Issue 5: with two SQLite database files, ops migrations run and are
+    recorded only where the router allows the app."""
+    databases = (
+        '{"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "default.sqlite3"},'
+        ' "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": "other.sqlite3"}}\n'
+        'DATABASE_ROUTERS = ["routers.ShopOnOther"]'
+    )
+    root = make_project(tmp_path, databases)
+    (root / "routers.py").write_text(textwrap.dedent(ROUTER))
+    for args in (["opsmigrate"], ["opsmigrate", "--database", "other"]):
+        result = run_in(root, "manage.py", *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def tables(name: str) -> set[str]:
+        with sqlite3.connect(root / name) as connection:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {row[0] for row in rows}
+
+    def versions(name: str) -> list[str]:
+        with sqlite3.connect(root / name) as connection:
+            if "alembic_ops_version" not in tables(name):
+                return []
+            return [r[0] for r in connection.execute("SELECT version_num FROM alembic_ops_version")]
+
+    assert "shop_thing" in tables("other.sqlite3")
+    assert versions("other.sqlite3") == ["t1"]
+    assert "shop_thing" not in tables("default.sqlite3")
+    assert versions("default.sqlite3") == []
