@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from django.db import IntegrityError, connections
 from sqlalchemy.dialects import postgresql
 
-from .conftest import Project, inspect_db, query, run, table_names
+from .conftest import Project, inspect_db, query, run, shop_schema, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -102,69 +102,10 @@ def scripts(
     )
 
 
-def schema(alias: str) -> dict[str, Any]:
-    """Everything the inspector sees of the test's ``shop_*`` tables and views."""
-    tables: dict[str, Any] = {}
-    with inspect_db(alias) as insp:
-        pg = insp.dialect.name == "postgresql"
-        for table in sorted(n for n in insp.get_table_names() if n.startswith("shop_")):
-            pk = insp.get_pk_constraint(table)
-            tables[table] = {
-                "columns": [
-                    (
-                        c["name"],
-                        c["type"].compile(dialect=insp.dialect),
-                        c["nullable"],
-                        c["default"],
-                        c.get("comment"),
-                    )
-                    for c in insp.get_columns(table)
-                ],
-                "pk": (pk["name"], pk["constrained_columns"]),
-                "fks": sorted(
-                    (
-                        fk["name"] or "",
-                        fk["constrained_columns"],
-                        fk["referred_table"],
-                        fk["referred_columns"],
-                        sorted(fk["options"].items()),
-                    )
-                    for fk in insp.get_foreign_keys(table)
-                ),
-                "indexes": sorted(
-                    (
-                        i["name"] or "",
-                        i["column_names"],
-                        bool(i["unique"]),
-                        sorted((k, str(v)) for k, v in i.get("dialect_options", {}).items()),
-                    )
-                    for i in insp.get_indexes(table)
-                ),
-                "uniques": sorted(
-                    (u["name"] or "", u["column_names"]) for u in insp.get_unique_constraints(table)
-                ),
-                "checks": sorted(
-                    (c["name"] or "", c["sqltext"]) for c in insp.get_check_constraints(table)
-                ),
-                "comment": insp.get_table_comment(table)["text"] if pg else None,
-            }
-        views = sorted(v for v in insp.get_view_names() if v.startswith("shop_"))
-    if pg:
-        # Exclusion constraints are not reflected by SQLAlchemy; the catalog shows them.
-        for table, info in tables.items():
-            info["pg_constraints"] = query(
-                alias,
-                "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass ORDER BY conname",
-                [table],
-            )
-    return {"tables": tables, "views": views}
-
-
 def upgrade(alias: str) -> dict[str, Any]:
     """Apply 0001, take the schema, apply 0002 (the directive); return the 0001 schema."""
     run("opsmigrate", "shop", "0001", database=alias)
-    before = schema(alias)
+    before = shop_schema(alias)
     assert "shop_item" in before["tables"] or "shop_booking" in before["tables"]
     out = run("opsmigrate", "shop", "0002", database=alias)
     assert "  Applying shop.0002_directive... OK" in out
@@ -177,7 +118,7 @@ def downgrade(alias: str, before: dict[str, Any]) -> None:
     out = run("opsmigrate", "shop", "0001", database=alias)
     assert "  Unapplying shop.0002_directive... OK" in out
     assert versions(alias) == ["r1"]
-    assert schema(alias) == before
+    assert shop_schema(alias) == before
 
 
 def zero(alias: str) -> None:

@@ -24,7 +24,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connections
 
-from .conftest import Project, inspect_db, query, run, run_error, table_names
+from .conftest import Project, inspect_db, query, run, run_error, shop_schema, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -107,52 +107,6 @@ def install(project: Project, name: str, *, source: str | None = None) -> None:
     if source is None:
         source = (EXAMPLES / f"{name}.py").read_text()
     project.write(f"shop/migrations_ops/0002_{name}.py", source)
-
-
-def schema(alias: str) -> dict[str, Any]:
-    """What the inspector (and PostgreSQL's catalog) shows of the ``shop_*`` tables and views."""
-    tables: dict[str, Any] = {}
-    with inspect_db(alias) as insp:
-        pg = insp.dialect.name == "postgresql"
-        for table in sorted(n for n in insp.get_table_names() if n.startswith("shop_")):
-            pk = insp.get_pk_constraint(table)
-            tables[table] = {
-                "columns": [
-                    (
-                        c["name"],
-                        c["type"].compile(dialect=insp.dialect),
-                        c["nullable"],
-                        c["default"],
-                    )
-                    for c in insp.get_columns(table)
-                ],
-                "pk": (pk["name"], pk["constrained_columns"]),
-                "fks": sorted(
-                    (fk["name"] or "", fk["constrained_columns"], fk["referred_table"])
-                    for fk in insp.get_foreign_keys(table)
-                ),
-                "indexes": sorted(
-                    (i["name"] or "", i["column_names"], bool(i["unique"]))
-                    for i in insp.get_indexes(table)
-                ),
-                "uniques": sorted(
-                    (u["name"] or "", u["column_names"]) for u in insp.get_unique_constraints(table)
-                ),
-                "checks": sorted(
-                    (c["name"] or "", c["sqltext"]) for c in insp.get_check_constraints(table)
-                ),
-                "comment": insp.get_table_comment(table)["text"] if pg else None,
-            }
-        views = sorted(v for v in insp.get_view_names() if v.startswith("shop_"))
-    if pg:
-        for table, info in tables.items():
-            info["pg_constraints"] = query(
-                alias,
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass ORDER BY conname",
-                [table],
-            )
-    return {"tables": tables, "views": views}
 
 
 def versions(alias: str) -> list[str]:
@@ -412,7 +366,7 @@ def test_example(project: Project, alias: str, name: str) -> None:
         pytest.skip(expected)
     install(project, name)
     assert "Applying shop.0001_initial... OK" in run("opsmigrate", "shop", "0001", database=alias)
-    before = schema(alias)
+    before = shop_schema(alias)
     assert set(before["tables"]) == {"shop_product", "shop_order", "shop_coupon"}
     if isinstance(expected, Fails):
         message = run_error("opsmigrate", "shop", "0002", database=alias)
@@ -420,16 +374,16 @@ def test_example(project: Project, alias: str, name: str) -> None:
         assert expected.text in message
         assert "\n" not in message
         # Rolled back whole: whatever ran before the failing statement is gone too.
-        assert schema(alias) == before
+        assert shop_schema(alias) == before
         assert versions(alias) == ["1b74a2c4bd47"]
     else:
         out = run("opsmigrate", "shop", "0002", database=alias)
         assert f"Applying shop.0002_{name}... OK" in out
-        assert schema(alias) != before or name in {"get_bind", "inline_literal"}
+        assert shop_schema(alias) != before or name in {"get_bind", "inline_literal"}
         CHECKS[name](alias)
         out = run("opsmigrate", "shop", "0001", database=alias)
         assert f"Unapplying shop.0002_{name}... OK" in out
-        assert schema(alias) == before
+        assert shop_schema(alias) == before
     run("opsmigrate", "shop", "zero", database=alias)
     assert versions(alias) == []
     assert not {t for t in table_names(alias) if t.startswith("shop_")}
@@ -487,7 +441,7 @@ def test_operation_plugin(project: Project, alias: str, plugin_cleanup: None) ->
     assert hasattr(op, "create_view") and hasattr(op, "drop_view")
     install(project, "create_view", source=(plugin / "create_view.py").read_text())
     run("opsmigrate", "shop", "0001", database=alias)
-    before = schema(alias)
+    before = shop_schema(alias)
     assert "Applying shop.0002_create_view... OK" in run("opsmigrate", database=alias)
     assert query(alias, "SELECT id, name FROM shop_cheap_product") == [(1, "Coffee mug")]
     # Offline SQL goes through the same implementation.
@@ -496,7 +450,7 @@ def test_operation_plugin(project: Project, alias: str, plugin_cleanup: None) ->
     assert "Unapplying shop.0002_create_view... OK" in run(
         "opsmigrate", "shop", "0001", database=alias
     )
-    assert schema(alias) == before
+    assert shop_schema(alias) == before
     run("opsmigrate", "shop", "zero", database=alias)
 
 
@@ -520,7 +474,7 @@ def test_batch_alter_table_under_a_view(project: Project, alias: str) -> None:
     )
     path = project.write("shop/migrations_ops/0003_constrain.py", unguarded)
     run("opsmigrate", "shop", "0002", database=alias)
-    before = schema(alias)
+    before = shop_schema(alias)
     if connections[alias].vendor == "sqlite":
         message = run_error("opsmigrate", database=alias)
         assert message == (
@@ -528,7 +482,7 @@ def test_batch_alter_table_under_a_view(project: Project, alias: str) -> None:
             "view shop_open_order: no such table: main.shop_order; statement: ALTER TABLE "
             "_alembic_tmp_shop_order RENAME TO shop_order"
         )
-        assert schema(alias) == before
+        assert shop_schema(alias) == before
     path.unlink()
     extra = EXAMPLES / "extra" / "batch_alter_table_under_view.py"
     project.write("shop/migrations_ops/0003_constrain.py", extra.read_text())
@@ -539,5 +493,5 @@ def test_batch_alter_table_under_a_view(project: Project, alias: str) -> None:
         ]
     assert [row[0] for row in query(alias, "SELECT id FROM shop_open_order ORDER BY id")] == [1, 2]
     run("opsmigrate", "shop", "0002", database=alias)
-    assert schema(alias) == before
+    assert shop_schema(alias) == before
     run("opsmigrate", "shop", "zero", database=alias)
