@@ -38,7 +38,9 @@ def get_app_config(app_label: str) -> AppConfig:
     try:
         return apps.get_app_config(app_label)
     except LookupError:
-        raise UnknownApp(f"No installed app with label '{app_label}'.") from None
+        raise UnknownApp(
+            f"No installed app with label '{app_label}'; check INSTALLED_APPS."
+        ) from None
 
 
 def app_folder(app_label: str) -> OpsApp:

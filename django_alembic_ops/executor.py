@@ -110,7 +110,11 @@ def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) 
             else:
                 alembic_steps = directory._upgrade_revs(migration.revision, current)  # type: ignore[arg-type]
     except (RevisionError, AlembicCommandError) as exc:
-        raise ScriptError(" ".join(str(exc).split())) from None
+        raise ScriptError(
+            f"Cannot plan ops migrations on database '{alias}': {' '.join(str(exc).split())}. "
+            "Check the version table against the scripts with 'python manage.py "
+            "opsshowmigrations'."
+        ) from None
     steps = [Step(scripts.migration(s.revision.revision), s) for s in alembic_steps]
     for step in steps:
         if step.migration.app_label not in allowed:

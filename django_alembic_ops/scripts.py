@@ -150,7 +150,10 @@ class OpsScripts:
                 warnings.simplefilter("error")
                 return list(self.directory.walk_revisions("base", "heads"))
         except (RevisionError, AlembicCommandError, UserWarning) as exc:
-            raise ScriptError(f"Broken ops migration graph: {exc}") from None
+            raise ScriptError(
+                f"Broken ops migration graph: {' '.join(str(exc).split())}; fix the "
+                "down_revision or depends_on of the scripts it names."
+            ) from None
         except KeyError as exc:
             # Alembic's map lookup of a depends_on target that no script defines.
             raise ScriptError(

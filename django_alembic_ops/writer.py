@@ -196,7 +196,9 @@ def write(migration: NewMigration) -> Path:
         with open(migration.path, "x", encoding="utf-8") as handle:
             handle.write(migration.source)
     except FileExistsError:
-        raise WriteError(f"{migration.path} already exists; it was not overwritten.") from None
+        raise WriteError(
+            f"{migration.path} already exists; it was not overwritten. Use another -m name."
+        ) from None
     except OSError as exc:
         raise WriteError(f"Cannot write {migration.path}: {exc.strerror}.") from None
     return migration.path

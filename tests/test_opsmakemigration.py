@@ -129,7 +129,10 @@ def test_merge_heads(project: Project, alias: str) -> None:
 
 
 def test_unknown_app(project: Project) -> None:
-    assert run_error("opsmakemigration", "nope", "--empty") == "No installed app with label 'nope'."
+    assert (
+        run_error("opsmakemigration", "nope", "--empty")
+        == "No installed app with label 'nope'; check INSTALLED_APPS."
+    )
 
 
 def test_without_target_needs_empty(project: Project) -> None:

@@ -151,7 +151,10 @@ def test_version_table_holds_heads(two_apps: Project, alias: str) -> None:
 
 
 def test_errors_are_one_line_and_change_nothing(two_apps: Project, alias: str) -> None:
-    assert run_error("opsmigrate", "nope", database=alias) == "No installed app with label 'nope'."
+    assert (
+        run_error("opsmigrate", "nope", database=alias)
+        == "No installed app with label 'nope'; check INSTALLED_APPS."
+    )
     assert "does not have ops migrations" in run_error("opsmigrate", "auth", database=alias)
     message = run_error("opsmigrate", "shop", "00", database=alias)
     assert message == (

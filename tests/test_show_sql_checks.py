@@ -45,7 +45,10 @@ def test_showmigrations(apps2: Project, alias: str) -> None:
         "orders",
         " [ ] 0001_initial",
     ]
-    assert run_error("opsshowmigrations", "nope") == "No installed app with label 'nope'."
+    assert (
+        run_error("opsshowmigrations", "nope")
+        == "No installed app with label 'nope'; check INSTALLED_APPS."
+    )
 
 
 def test_showmigrations_plan(apps2: Project, alias: str) -> None:
@@ -137,7 +140,10 @@ def test_cli_exit_status_and_traceback(tmp_path: Path) -> None:
     base = [sys.executable, "-m", "django", "opsmigrate", "nope"]
     plain = subprocess.run(base, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert plain.returncode == 1
-    assert plain.stderr.strip() == "CommandError: No installed app with label 'nope'."
+    assert (
+        plain.stderr.strip()
+        == "CommandError: No installed app with label 'nope'; check INSTALLED_APPS."
+    )
     traced = subprocess.run(
         [*base, "--traceback"], env=env, capture_output=True, text=True, cwd=tmp_path
     )
