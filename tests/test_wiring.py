@@ -257,6 +257,9 @@ def test_unreachable_database_is_one_line_without_password(project: Project) -> 
         with override_settings(DATABASES={**settings.DATABASES, "broken": broken}):
             connections.settings = connections.configure_settings(None)
             message = run_error("opsmigrate", database="broken")
+            # Offline SQL takes the dialect from ENGINE and never connects.
+            offline = run("opsmigrate", "--sql", database="broken")
+            single = run("opssqlmigrate", "shop", "0001", database="broken")
             connections["broken"].close()
             del connections["broken"]
     finally:
@@ -264,3 +267,5 @@ def test_unreachable_database_is_one_line_without_password(project: Project) -> 
     assert message.startswith("Cannot connect to database 'broken' (postgresql):")
     assert "s3cr3t-pass" not in message
     assert "\n" not in message
+    assert "CREATE TABLE ops_thing" in offline and "SERIAL" in offline  # PostgreSQL DDL
+    assert "CREATE TABLE ops_thing" in single
