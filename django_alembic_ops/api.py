@@ -124,7 +124,7 @@ def plan(
     """What :func:`migrate` would run, without running it (no lock is taken)."""
     target = Target(app_label, migration)
     scripts = executor.load_scripts(target)
-    return executor.plan(database, scripts, target, executor.read_heads(database))
+    return executor.plan(database, scripts, target, state.read_heads(database))
 
 
 def unapplied(*, database: str = DEFAULT_DB_ALIAS) -> list[OpsMigration]:
@@ -189,7 +189,7 @@ def showmigrations(
     """Per app, ``(name, applied)`` for each ops migration, in file order."""
     scripts = executor.load_scripts()
     labels = _labels(scripts, app_labels)
-    applied = scripts.applied(executor.read_heads(database))
+    applied = scripts.applied(state.read_heads(database))
     return {
         label: [(m.name, m.revision in applied) for m in scripts.by_app.get(label, [])]
         for label in labels
@@ -211,7 +211,7 @@ def showplan(
     """Every ops migration in the global order ``opsmigrate`` applies them."""
     scripts = executor.load_scripts()
     labels = set(_labels(scripts, app_labels))
-    applied = scripts.applied(executor.read_heads(database))
+    applied = scripts.applied(state.read_heads(database))
     return [
         PlanEntry(
             m,

@@ -30,8 +30,6 @@ from sqlalchemy.pool import NullPool
 from .errors import DatabaseUnavailable
 from .state import ensure_connection
 
-__all__ = ["ensure_connection", "offline_dialect_name", "sqlalchemy_connection"]
-
 #: Django ``connection.vendor`` -> SQLAlchemy dialect name.
 VENDOR_DIALECTS = {
     "sqlite": "sqlite",

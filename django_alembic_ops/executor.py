@@ -26,9 +26,7 @@ from .errors import DjangoDependencyNotApplied, NoOpsMigrations, ScriptError, Un
 from .lock import migration_lock
 from .runner import Progress, Step, run
 from .scripts import OpsScripts
-from .state import ensure_connection, read_heads, up_to_date
-
-__all__ = ["Target", "migrate", "plan", "read_heads", "up_to_date", "load_scripts"]
+from .state import ensure_connection, read_heads
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kw
     target = executor.Target()
     try:
         scripts = executor.load_scripts(target)
-        pending = executor.plan(using, scripts, target, executor.read_heads(using))
+        pending = executor.plan(using, scripts, target, state.read_heads(using))
         if not pending:
             return
         try:

@@ -43,7 +43,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
-from .. import bridge, conf, executor
+from .. import bridge, conf, executor, state
 from ..errors import OpsError
 from . import defaults, render, sqlite
 from .metadata import pg_constraint_name, sql_text
@@ -377,7 +377,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
             f"The database routers do not allow app '{app_label}' on database '{database}'; "
             "compare against a database the app is migrated on (--database)."
         )
-    bridge.ensure_connection(database)
+    state.ensure_connection(database)
     notes: list[str] = []
     version_table = conf.get().VERSION_TABLE
     with bridge.sqlalchemy_connection(database) as sa_connection, _recorded_warnings(notes):
