@@ -27,8 +27,8 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import NullPool
 
+from . import state
 from .errors import DatabaseUnavailable
-from .state import ensure_connection
 
 #: Django ``connection.vendor`` -> SQLAlchemy dialect name.
 VENDOR_DIALECTS = {
@@ -114,14 +114,14 @@ def sqlalchemy_connection(alias: str) -> Iterator[Connection]:
 
     Closing it closes nothing: the DBAPI connection stays Django's.
     """
-    ensure_connection(alias)
+    state.ensure_connection(alias)
     with _engine_for(alias).connect() as connection:
         yield connection
 
 
 def offline_dialect_name(alias: str) -> str:
     """The SQLAlchemy dialect for ``--sql``, from ``ENGINE`` alone (no connection)."""
-    vendor = connections[alias].vendor
+    vendor = state.vendor(alias)
     try:
         return VENDOR_DIALECTS[vendor]
     except KeyError:

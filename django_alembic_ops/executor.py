@@ -17,8 +17,6 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError as AlembicCommandError
 from django.apps import apps as django_apps
 from django.db import DEFAULT_DB_ALIAS, connections, router
-from django.db.migrations.loader import MigrationLoader
-from django.db.migrations.recorder import MigrationRecorder
 
 from . import discovery, naming
 from . import scripts as scripts_module
@@ -157,6 +155,10 @@ def check_django_dependencies(alias: str, steps: Sequence[Step]) -> None:
     ]
     if not needed:
         return
+    # Imported here: most runs (and every --sql run) need no Django migrations.
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.recorder import MigrationRecorder
+
     applied = MigrationRecorder(connections[alias]).applied_migrations()
     missing = [(step, dep) for step, dep in needed if dep not in applied]
     if not missing:

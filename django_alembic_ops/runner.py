@@ -36,7 +36,7 @@ from alembic.util import CommandError as AlembicCommandError
 from django.db import connections, transaction
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf
+from . import bridge, conf, state
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -241,7 +241,7 @@ def _configure_options(alias: str) -> dict[str, Any]:
         "transaction_per_migration": settings.TRANSACTION_PER_MIGRATION,
         "django_alias": alias,
     }
-    if connections[alias].vendor in ("sqlite", "postgresql"):
+    if state.vendor(alias) in ("sqlite", "postgresql"):
         # Alembic assumes SQLite autocommits DDL; under Django's atomic() it
         # does not, and offline SQL should show the BEGIN/COMMIT we run.
         options["transactional_ddl"] = True
@@ -294,22 +294,16 @@ def render_sql(
 ) -> None:
     """Write the SQL of ``steps`` to ``output`` without connecting (offline mode)."""
     dialect_name = bridge.offline_dialect_name(alias)
-    current: list[Step] = []
+    # Alembic calls on_version_apply after each step: the one that fails is
+    # steps[len(finished)] (cheaper than wrapping every migration function).
+    finished: list[None] = []
 
-    def track(step: Step) -> RevisionStep:
-        original = step.alembic_step.migration_fn
-
-        @functools.wraps(original)
-        def migration_fn(**kw: Any) -> None:
-            current[:] = [step]
-            original(**kw)
-
-        step.alembic_step.migration_fn = migration_fn
-        return step.alembic_step
+    def failing() -> Step | None:
+        return steps[len(finished)] if len(finished) < len(steps) else None
 
     env = _environment(
         scripts,
-        lambda heads, context: [track(step) for step in steps],
+        lambda heads, context: [step.alembic_step for step in steps],
         as_sql=True,
         starting_rev=tuple(starting_heads) or None,
     )
@@ -321,18 +315,37 @@ def render_sql(
             env.configure(
                 dialect_name=dialect_name,
                 output_buffer=buffer,
+                on_version_apply=lambda **kw: finished.append(None),
                 **_configure_options(alias),
             )
             with env.begin_transaction():
                 env.run_migrations()
     except (AlembicCommandError, NotImplementedError) as exc:
-        where = f"{current[0].migration.full_name}: " if current else ""
+        step = failing()
+        where = f"{step.migration.full_name}: " if step else ""
         raise OfflineNotSupported(f"{where}{' '.join(str(exc).split())}") from None
     except Exception as exc:
         # E.g. op.get_bind() is a mock offline, op.run_async() needs a live
         # async connection: the script itself cannot be rendered as SQL.
-        where = f"{current[0].migration.full_name} " if current else "A migration "
+        step = failing()
+        where = f"{step.migration.full_name} " if step else "A migration "
         raise OfflineNotSupported(
             f"{where}cannot be rendered as offline SQL: {describe_error(exc)}"
         ) from None
-    output.write(buffer.getvalue())
+    sql = buffer.getvalue()
+    buffer.close()
+    _write_in_chunks(sql, output)
+
+
+def _write_in_chunks(text: str, output: TextIO, size: int = 1 << 16) -> None:
+    """Write ``text`` in pieces of about ``size`` characters ending at a newline.
+
+    A single write would copy the whole SQL once more (Django's OutputWrapper
+    appends its line ending to the message); a piece that ends with a newline
+    gets nothing appended.
+    """
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + size) + 1 or len(text)
+        output.write(text[start:end])
+        start = end

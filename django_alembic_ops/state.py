@@ -15,6 +15,27 @@ from django.db import connections, router
 from . import conf, discovery, headers
 from .errors import DatabaseUnavailable
 
+#: ENGINE -> ``connection.vendor`` of the backends Django ships. Offline SQL
+#: needs only the vendor, and importing a backend also imports its driver
+#: (psycopg alone is several MB), which ``--sql`` never uses.
+_BUILTIN_VENDORS = {
+    "django.db.backends.sqlite3": "sqlite",
+    "django.db.backends.postgresql": "postgresql",
+    "django.db.backends.mysql": "mysql",
+    "django.db.backends.oracle": "oracle",
+    "django.contrib.gis.db.backends.spatialite": "sqlite",
+    "django.contrib.gis.db.backends.postgis": "postgresql",
+    "django.contrib.gis.db.backends.mysql": "mysql",
+    "django.contrib.gis.db.backends.oracle": "oracle",
+}
+
+
+def vendor(alias: str) -> str:
+    """``connections[alias].vendor``, without importing a built-in backend."""
+    engine = connections.settings.get(alias, {}).get("ENGINE")
+    # Anything else (an unknown alias too) goes through Django as usual.
+    return _BUILTIN_VENDORS.get(engine) or connections[alias].vendor
+
 
 def ensure_connection(alias: str) -> None:
     """Connect Django's alias, turning failures into a one-line error.

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TextIO, cast
+from unittest import mock
 
 import pytest
 from django.core import checks
+from django.db import connections
+from django.db.utils import ConnectionDoesNotExist, ConnectionHandler
 from django.test.utils import override_settings
+
+from django_alembic_ops import state
 
 from .conftest import Project, one_table, run, run_error, table_names
 
@@ -105,6 +112,32 @@ def test_sql_postgresql_offline_from_engine(apps2: Project, pg_alias: str) -> No
     out = run("opsmigrate", "--sql", database=pg_alias)
     assert "CREATE TABLE alembic_ops_version" in out
     assert "SERIAL" in out  # PostgreSQL DDL, rendered without connecting
+
+
+def test_sql_is_written_whole_in_chunks() -> None:
+    # Offline SQL goes to Django's OutputWrapper in newline-ended pieces:
+    # joined, they must be the text itself (no line ending added per piece).
+    from django.core.management.base import OutputWrapper
+
+    from django_alembic_ops.runner import _write_in_chunks
+
+    text = "".join(f"CREATE TABLE t{i} (id INTEGER);\n\n" for i in range(50)) + "COMMIT;"
+    sink = io.StringIO()
+    _write_in_chunks(text, cast(TextIO, OutputWrapper(sink)), size=40)
+    assert sink.getvalue() == text + "\n"
+
+
+def test_vendor_known_without_importing_the_backend() -> None:
+    # --sql needs only the vendor; built-in engines are known by name, others
+    # (and unknown aliases) go through Django's connection handler.
+    for alias in connections:
+        assert state.vendor(alias) == connections[alias].vendor
+    custom = {"ENGINE": "tests.custom_backend", "NAME": ":memory:"}
+    handler = ConnectionHandler({"default": custom, "custom": custom})
+    with mock.patch.object(state, "connections", handler):
+        assert state.vendor("custom") == "sqlite"
+        with pytest.raises(ConnectionDoesNotExist):
+            state.vendor("nope")
 
 
 @pytest.mark.parametrize(
