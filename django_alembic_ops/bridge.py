@@ -102,6 +102,12 @@ def _engine_for(alias: str) -> Engine:
             creator=lambda: connections[alias].connection,
             poolclass=NullPool,
             pool_reset_on_return=None,
+            # A run's statements are almost all unique (DDL is not cached, and
+            # Alembic writes each version number as a literal), so SQLAlchemy's
+            # default cache of 500 compiled statements would hold hundreds of
+            # dead entries: memory, and objects for the GC to walk. 100 still
+            # covers the few statements a data migration repeats in a loop.
+            query_cache_size=100,
             **kwargs,
         )
         _engines[key] = engine

@@ -36,7 +36,7 @@ from alembic.util import CommandError as AlembicCommandError
 from django.db import connections, transaction
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf, state
+from . import bridge, conf, heap, state
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -281,7 +281,7 @@ def run(
         context.ops_current = None
         context.ops_progress = progress
         context.ops_fake = fake
-        with env.begin_transaction():
+        with heap.long_lived_objects_frozen(), env.begin_transaction():
             env.run_migrations()
 
 
@@ -318,7 +318,7 @@ def render_sql(
                 on_version_apply=lambda **kw: finished.append(None),
                 **_configure_options(alias),
             )
-            with env.begin_transaction():
+            with heap.long_lived_objects_frozen(), env.begin_transaction():
                 env.run_migrations()
     except (AlembicCommandError, NotImplementedError) as exc:
         step = failing()

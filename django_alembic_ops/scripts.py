@@ -22,7 +22,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError as AlembicCommandError
 
-from . import discovery
+from . import discovery, heap
 from .discovery import OpsApp
 from .errors import MultipleHeads, ScriptError
 
@@ -238,7 +238,8 @@ def load(apps: Sequence[OpsApp] | None = None) -> OpsScripts:
     cached = _cache.get(key)
     if cached is not None and cached[0] == signature:
         return cached[1]
-    scripts = OpsScripts(apps)
+    with heap.long_lived_objects_frozen():
+        scripts = OpsScripts(apps)
     _cache.clear()
     _cache[key] = (signature, scripts)
     return scripts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
@@ -231,6 +232,24 @@ def test_transaction_per_migration_off_rolls_back_the_run(project: Project, alia
         run_error("opsmigrate", database=alias)
         # One transaction for the run: even the version table's creation is undone.
         assert not {"ops_thing", "alembic_ops_version"} & table_names(alias)
+
+
+def test_run_leaves_the_garbage_collector_as_found(project: Project, alias: str) -> None:
+    # Runs freeze the already-loaded heap for speed; the caller's GC state
+    # must be the same afterwards, whether or not it had frozen objects itself.
+    one_table(project)
+    assert gc.get_freeze_count() == 0
+    run("opsmigrate", database=alias)
+    run("opsmigrate", "--sql", database=alias)
+    assert gc.get_freeze_count() == 0
+    assert "ops_thing" in table_names(alias)
+    gc.freeze()
+    try:
+        run("opsmigrate", "shop", "zero", database=alias)
+        assert gc.get_freeze_count() > 0  # still the caller's frozen heap
+    finally:
+        gc.unfreeze()
+    assert "ops_thing" not in table_names(alias)
 
 
 def test_version_table_setting(project: Project, alias: str) -> None:
