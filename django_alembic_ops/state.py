@@ -4,6 +4,10 @@ The no-op case — everything applied — is the common one (every deploy,
 ``post_migrate`` after every test flush). This module answers it from the
 version table, read through Django's cursor, and from cached script headers
 (:mod:`.headers`); importing it loads neither Alembic nor SQLAlchemy.
+
+It is also the home of the other questions about a database that need no
+SQLAlchemy: connecting with a one-line error, and the vendor (which offline
+SQL needs without importing the backend).
 """
 
 from __future__ import annotations
