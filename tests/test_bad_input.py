@@ -126,6 +126,9 @@ def test_router_refuses_dependency_on_excluded_app(shop: Project, pg_alias: str)
 
 def test_unknown_database_alias(shop: Project) -> None:
     assert "Unknown database alias 'nope'" in run_error("opsmigrate", database="nope")
+    # --sql finds the vendor without a connection; a bad alias is still one line.
+    message = run_error("opsmigrate", "--sql", database="nope")
+    assert message == "Unknown database alias 'nope'; it must be a key of DATABASES."
 
 
 class ShopToOtherOrdersToDefault:
