@@ -91,6 +91,15 @@ def validate(app_label: str | None = None, migration: str | None = None) -> list
     return list(scripts.apps)
 
 
+def resolve(app_label: str, migration: str) -> OpsMigration | None:
+    """The ops migration of ``app_label`` that ``migration`` names; ``None`` for ``"zero"``.
+
+    ``migration`` is what ``opsmigrate`` accepts: an unambiguous prefix of the
+    file name (``"0002"``), the file name, or the full revision id.
+    """
+    return naming.resolve(executor.load_scripts(Target(app_label, migration)), app_label, migration)
+
+
 def up_to_date(app_label: str | None = None, *, database: str = DEFAULT_DB_ALIAS) -> bool:
     """``True`` when every ops migration (of ``app_label``) is applied on ``database``.
 

@@ -72,7 +72,7 @@ def test_target_up_and_down(two_apps: Project, alias: str) -> None:
     assert applied(alias)["shop"] == ["0001_initial", "0002_b"]
     run("opsmigrate", database=alias)
     out = run("opsmigrate", "shop", "0001", database=alias)
-    assert "  Target specific ops migration: 0001, from shop" in out
+    assert "  Target specific ops migration: 0001_initial, from shop" in out
     # Dependents in other apps go first.
     assert [line for line in out.splitlines() if "Unapplying" in line] == [
         "  Unapplying shop.0003_c... OK",

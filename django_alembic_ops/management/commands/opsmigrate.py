@@ -77,7 +77,9 @@ class Command(OpsCommand):
             return
         labels = api.validate(app_label, name)
         if self.verbosity >= 1:
-            self._print_operations(labels, app_label, name)
+            # Like migrate: "Target specific migration: 0002_name", not the prefix typed.
+            target = api.resolve(app_label, name) if app_label and name else None
+            self._print_operations(labels, app_label, target.name if target else name)
         reporter = RunReporter(self.stdout, self.style, self.verbosity)
         try:
             api.migrate(
