@@ -45,6 +45,12 @@ _ops_pg_start() (
         [[ $(id -u) -eq 0 ]] && chown postgres: "$tmp"
         as_pg "$bin/initdb" -D "$tmp/data" -U postgres --auth=trust -E UTF8 --no-locale >"$tmp/initdb.log" 2>&1 \
             || { cat "$tmp/initdb.log" >&2; echo "start-postgres: *** initdb FAILED ($tmp) ***" >&2; exit 1; }
+        # One role must give a password (everyone else is trusted), so that the
+        # suite can check a rejected password never shows up in our errors.
+        hba="$tmp/data/pg_hba.conf"
+        { echo "host all ops_password_check 127.0.0.1/32 scram-sha-256"; cat "$hba"; } >"$hba.new"
+        mv "$hba.new" "$hba"
+        [[ $(id -u) -eq 0 ]] && chown postgres: "$hba"
         fail() {
             cat "$tmp/server.log" >&2 2>/dev/null || true
             echo "start-postgres: *** PostgreSQL did NOT become ready on 127.0.0.1:$port: $1 ***" >&2

@@ -205,6 +205,30 @@ def run(*args: str, **options: Any) -> str:
     return out.getvalue()
 
 
+@contextmanager
+def extra_database(
+    alias: str, settings_dict: dict[str, Any], django_db_blocker: Any
+) -> Iterator[None]:
+    """``DATABASES[alias]`` for the block, really connected (or failing to) when used.
+
+    Both pytest-django and Django 5's test cases guard connections to aliases
+    the test did not ask for; the blocker's ``unblock()`` lifts both.
+    """
+    try:
+        with (
+            override_settings(DATABASES={**settings.DATABASES, alias: settings_dict}),
+            django_db_blocker.unblock(),
+        ):
+            connections.settings = connections.configure_settings(None)
+            try:
+                yield
+            finally:
+                connections[alias].close()
+                del connections[alias]
+    finally:
+        connections.settings = connections.configure_settings(None)
+
+
 def run_error(*args: str, **options: Any) -> str:
     """``manage.py <args>`` that must fail with a CommandError; returns its message."""
     with pytest.raises(CommandError) as info:

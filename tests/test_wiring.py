@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.test.utils import override_settings
 
 from django_alembic_ops import bridge
 
-from .conftest import Project, inspect_db, query, run, run_error, table_names
+from .conftest import Project, extra_database, inspect_db, query, run, run_error, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -261,7 +262,9 @@ def test_version_table_setting(project: Project, alias: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
-def test_unreachable_database_is_one_line_without_password(project: Project) -> None:
+def test_unreachable_database_is_one_line_without_password(
+    project: Project, django_db_blocker: Any
+) -> None:
     one_table(project)
     broken = {
         **settings.DATABASES["default"],
@@ -272,19 +275,68 @@ def test_unreachable_database_is_one_line_without_password(project: Project) -> 
         "USER": "someone",
         "PASSWORD": "s3cr3t-pass",
     }
-    try:
-        with override_settings(DATABASES={**settings.DATABASES, "broken": broken}):
-            connections.settings = connections.configure_settings(None)
-            message = run_error("opsmigrate", database="broken")
-            # Offline SQL takes the dialect from ENGINE and never connects.
-            offline = run("opsmigrate", "--sql", database="broken")
-            single = run("opssqlmigrate", "shop", "0001", database="broken")
-            connections["broken"].close()
-            del connections["broken"]
-    finally:
-        connections.settings = connections.configure_settings(None)
+    with extra_database("broken", broken, django_db_blocker):
+        message = run_error("opsmigrate", database="broken")
+        # Offline SQL takes the dialect from ENGINE and never connects.
+        offline = run("opsmigrate", "--sql", database="broken")
+        single = run("opssqlmigrate", "shop", "0001", database="broken")
     assert message.startswith("Cannot connect to database 'broken' (postgresql):")
+    assert "Connection refused" in message  # the driver's reason, not a test-runner guard
     assert "s3cr3t-pass" not in message
     assert "\n" not in message
     assert "CREATE TABLE ops_thing" in offline and "SERIAL" in offline  # PostgreSQL DDL
     assert "CREATE TABLE ops_thing" in single
+
+
+PASSWORD_ROLE = "ops_password_check"  # scripts/start-postgres.sh makes the server ask it for one
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_rejected_password_is_one_line_without_the_password(
+    project: Project, pg_alias: str, django_db_blocker: Any
+) -> None:
+    one_table(project)
+    with connections[pg_alias].cursor() as cursor:
+        # Roles are per server: tolerate a parallel test process creating it too.
+        cursor.execute(
+            f"DO $$ BEGIN CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'the-right-one'; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+    if _password_accepted(pg_alias, "wr0ng-s3cret-pw"):
+        reason = f"this PostgreSQL server does not ask {PASSWORD_ROLE} for a password"
+        if os.environ.get("OPS_REQUIRE_POSTGRES"):
+            pytest.fail(f"{reason} (start it with scripts/start-postgres.sh)")
+        pytest.skip(reason)
+    wrong = {
+        **settings.DATABASES[pg_alias],
+        "NAME": connections[pg_alias].settings_dict["NAME"],
+        "USER": PASSWORD_ROLE,
+        "PASSWORD": "wr0ng-s3cret-pw",
+    }
+    with extra_database("wrongpw", wrong, django_db_blocker):
+        messages = [
+            run_error("opsmigrate", database="wrongpw"),
+            run_error("opsshowmigrations", database="wrongpw"),
+        ]
+    for message in messages:
+        assert message.startswith("Cannot connect to database 'wrongpw' (postgresql):")
+        assert "password authentication failed" in message
+        assert "wr0ng-s3cret-pw" not in message
+        assert "\n" not in message
+
+
+def _password_accepted(alias: str, password: str) -> bool:
+    import psycopg
+
+    params = connections[alias].settings_dict
+    try:
+        psycopg.connect(
+            host=params["HOST"],
+            port=params["PORT"],
+            dbname=params["NAME"],
+            user=PASSWORD_ROLE,
+            password=password,
+        ).close()
+    except psycopg.OperationalError:
+        return False
+    return True
