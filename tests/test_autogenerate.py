@@ -256,6 +256,34 @@ def test_new_not_null_column_fills_existing_rows(project: Project, alias: str) -
     assert "tier" not in {c["name"] for c in _columns(alias, "shop_customer")}
 
 
+def test_notes_for_not_null_columns_without_a_default(project: Project, alias: str) -> None:
+    """Both directions are noted: adding one, and downgrade() adding a dropped one back."""
+    project.app("shop", models=BASE)
+    autogenerate("shop", alias)
+    with_code = BASE.replace(
+        "    name = models.CharField(max_length=50)\n",
+        "    name = models.CharField(max_length=50)\n    code = models.IntegerField()\n",
+    )
+    edit_models(project, "shop", with_code)
+    out, _ = autogenerate("shop", alias)
+    assert (
+        "Note (shop): shop_customer.code: a NOT NULL column without a default; adding it "
+        "fails on a table with rows" in out
+    )
+    execute(alias, "INSERT INTO shop_customer (name, code) VALUES ('Ada', 7)")
+    edit_models(project, "shop", BASE)
+    out, script = autogenerate("shop", alias)
+    assert (
+        "Note (shop): shop_customer.code: downgrade() adds this dropped NOT NULL column back "
+        "without a default, which fails on a table with rows" in out
+    )
+    assert "drop_column" in script
+    message = run_error("opsmigrate", "shop", "0002", database=alias)
+    assert message.startswith("Unapplying shop.0003_") and "rolled back" in message
+    assert " [X] 0003_" in run("opsshowmigrations", "shop", database=alias)
+    assert query(alias, "SELECT name FROM shop_customer") == [("Ada",)]
+
+
 def _columns(alias: str, table: str) -> list[dict[str, object]]:
     with inspect_db(alias) as inspector:
         return list(inspector.get_columns(table))

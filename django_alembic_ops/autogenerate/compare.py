@@ -319,6 +319,32 @@ def temporary_defaults(
         op.ops = result
 
 
+def note_unfilled_readds(downgrade: ops.OpContainer, tables: set[str], notes: list[str]) -> None:
+    """Note dropped NOT NULL columns that ``downgrade()`` would add back without a default.
+
+    The reverse of a dropped column is rebuilt from the database, where the
+    model field (and so its effective default) no longer exists: on a table
+    with rows, that ``add_column`` fails (it is rolled back whole).
+    """
+    for op in downgrade.ops:
+        if not isinstance(op, ops.ModifyTableOps) or op.table_name not in tables:
+            continue
+        for sub in op.ops:
+            column = getattr(sub, "column", None)
+            if (
+                isinstance(sub, ops.AddColumnOp)
+                and column is not None
+                and not column.nullable
+                and column.server_default is None
+                and column.computed is None
+            ):
+                notes.append(
+                    f"{op.table_name}.{column.name}: downgrade() adds this dropped NOT NULL "
+                    "column back without a default, which fails on a table with rows "
+                    "(give it a server_default there)."
+                )
+
+
 def order_drops(container: ops.OpContainer) -> None:
     """Drop removed tables last, each before the tables it references.
 
@@ -461,6 +487,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         name_constraints(upgrade_ops, existing & owned, django_connection, notes)
         downgrade_ops = upgrade_ops.reverse()
         temporary_defaults(upgrade_ops, target, django_connection, existing & owned, notes)
+        note_unfilled_readds(downgrade_ops, existing & owned, notes)
         if is_sqlite:
             sqlite.expression_indexes(
                 upgrade_ops, downgrade_ops, target.metadata, sa_connection, existing & owned
