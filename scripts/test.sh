@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: sets up everything on a fresh machine, then runs lint,
-# type checks, the docs build and the test suite, stopping at the first failure.
+# type checks, the docs build and the test suite (on the newest Django, then
+# on Django 4.2 LTS), stopping at the first failure.
 #
 #   bash scripts/test.sh [pytest args...]
 #
@@ -38,3 +39,10 @@ if [[ -f docs/conf.py ]]; then
     "$bin/sphinx-build" -n -W --keep-going -b html docs docs/_build/html
 fi
 "$bin/pytest" "$@"
+
+# Django 4.2 LTS is supported too: the same suite in its own venv (tests that
+# need Django 5.1 features skip, saying so).
+[[ -x .venv-django42/bin/python ]] || python3 -m venv .venv-django42
+.venv-django42/bin/pip install -q -e '.[test]' 'django>=4.2,<5' </dev/null
+.venv-django42/bin/python -c 'import django; assert django.VERSION[:2] == (4, 2), django.VERSION'
+.venv-django42/bin/pytest -n 2 "$@"

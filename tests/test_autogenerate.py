@@ -12,7 +12,7 @@ import pytest
 from django.apps import apps
 from django.db import connections
 
-from .conftest import Project, inspect_db, query, run, run_error, table_names
+from .conftest import Project, inspect_db, needs_django_51, query, run, run_error, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -133,6 +133,7 @@ class Coupon(models.Model):
 """
 
 
+@needs_django_51
 def test_round_trip(project: Project, alias: str) -> None:
     package = project.app("shop", models=BASE)
     vendor = connections[alias].vendor
@@ -398,6 +399,7 @@ def test_check_and_dry_run(project: Project, alias: str) -> None:
     assert len(scripts(package)) == 1
 
 
+@needs_django_51
 def test_check_prints_the_changes(project: Project, alias: str) -> None:
     project.app("shop", models=BASE)
     autogenerate("shop", alias)
@@ -672,6 +674,7 @@ class Item(models.Model):
 """
 
 
+@needs_django_51
 def test_sql_text_is_kept_as_written(project: Project, alias: str) -> None:
     """'%' in defaults, conditions and checks; collations; generated columns."""
     collation = "NOCASE" if connections[alias].vendor == "sqlite" else "C"
