@@ -1,8 +1,9 @@
-"""Keep the benchmark harness (benchmarks/) working: a tiny run on SQLite.
+"""Keep the benchmark harness (benchmarks/) working: its CI-sized run in CI.
 
-Two harness processes run side by side (each with its own temporary projects
-and database) to stay well under 30 seconds; the numbers are meaningless, only
-the shape of the JSON and the fact that every tool ran are checked.
+``--short`` is N = 100, SQLite, one run. Two harness processes run side by
+side (each with its own temporary projects and database), one for the
+process scenarios and one for offline SQL and autogenerate; the numbers are
+not checked, only the shape of the JSON and the fact that every tool ran.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = {"ops", "alembic", "django", "floor"}
-COMMON = ["--n", "3", "--runs", "1", "--backends", "sqlite", "--m", "3"]
-COMMON += ["--post-migrate-calls", "3", "-q"]
+COMMON = ["--short", "-q"]
 
 
 def _run_harness(tmp_path: Path) -> dict[str, dict]:
@@ -53,7 +53,7 @@ def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
     results = _run_harness(tmp_path)
 
     meta = results["processes"]["meta"]
-    assert meta["n"] == [3] and meta["runs"] == 1 and meta["backends"] == ["sqlite"]
+    assert meta["n"] == [100] and meta["runs"] == 1 and meta["backends"] == ["sqlite"]
     machine = meta["machine"]
     for key in ("nproc", "cpu_model", "ram_gb", "python", "django", "sqlalchemy", "alembic"):
         assert machine[key], key
@@ -64,7 +64,7 @@ def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
     assert set(rows) == {"upgrade", "noop", "post_migrate", "post_migrate_first"}
     for scenario in ("upgrade", "noop"):
         row = rows[scenario]
-        assert row["backend"] == "sqlite" and row["n"] == 3
+        assert row["backend"] == "sqlite" and row["n"] == 100
         assert set(row["tools"]) == TOOLS
         for value in row["tools"].values():
             _assert_measured(value, "wall_s", "maxrss_mb")
@@ -81,7 +81,7 @@ def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
     for value in rows["sql"]["tools"].values():
         _assert_measured(value, "wall_s", "maxrss_mb")
     autogenerate = rows["autogenerate"]
-    assert autogenerate["m"] == 3
+    assert autogenerate["m"] == 200
     for tool in ("alembic", "django"):
         _assert_measured(autogenerate["tools"][tool], "wall_s", "maxrss_mb")
     assert autogenerate["tools"]["floor"]["status"] == "n/a"
