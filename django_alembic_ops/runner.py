@@ -62,7 +62,8 @@ def describe_error(exc: BaseException) -> str:
     """One line: the exception and, for database errors, the failing statement."""
     if isinstance(exc, DBAPIError):
         orig = exc.orig
-        reason = f"{type(orig).__name__}: {orig}" if orig is not None else str(exc)
+        # psycopg2 ends its messages with a newline, psycopg 3 does not.
+        reason = f"{type(orig).__name__}: {str(orig).strip()}" if orig is not None else str(exc)
         text = f"{reason}; statement: {exc.statement}"
     else:
         text = f"{type(exc).__name__}: {exc}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: sets up everything on a fresh machine, then runs lint,
-# type checks, the docs build and the test suite (on the newest Django, then
-# on Django 4.2 LTS), stopping at the first failure.
+# type checks, the docs build and the test suite (on the newest Django with
+# psycopg 3, then on Django 4.2 LTS with psycopg2), stopping at the first failure.
 #
 #   bash scripts/test.sh [pytest args...]
 #
@@ -40,9 +40,13 @@ if [[ -f docs/conf.py ]]; then
 fi
 "$bin/pytest" "$@"
 
-# Django 4.2 LTS is supported too: the same suite in its own venv (tests that
-# need Django 5.1 features skip, saying so).
+# Django 4.2 LTS with psycopg2 is supported too: the same suite in its own
+# venv (tests that need Django 5.1 features skip, saying so). No psycopg 3
+# there, so Django, SQLAlchemy and --sql all take psycopg2.
 [[ -x .venv-django42/bin/python ]] || python3 -m venv .venv-django42
-.venv-django42/bin/pip install -q -e '.[test]' 'django>=4.2,<5' </dev/null
-.venv-django42/bin/python -c 'import django; assert django.VERSION[:2] == (4, 2), django.VERSION'
-.venv-django42/bin/pytest -n 2 "$@"
+lts=.venv-django42/bin
+$lts/pip install -q -e . 'django>=4.2,<5' psycopg2-binary 'pytest>=8' 'pytest-django>=4.8' \
+    'pytest-xdist>=3' </dev/null
+$lts/pip uninstall -q -y psycopg psycopg-binary psycopg-c </dev/null 2>/dev/null || true
+$lts/python -c 'import django, importlib.util as u; assert django.VERSION[:2] == (4, 2); assert not u.find_spec("psycopg")'
+$lts/pytest -n 2 "$@"

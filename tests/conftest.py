@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from io import StringIO
 from pathlib import Path
@@ -234,6 +234,32 @@ def extra_database(
                 del connections[alias]
     finally:
         connections.settings = connections.configure_settings(None)
+
+
+def pg_execute(
+    sql: str, params: Sequence[Any] = (), *, dbname: str = "postgres"
+) -> list[tuple[Any, ...]]:
+    """One autocommitted statement on the test PostgreSQL server, outside Django.
+
+    Through the driver Django chose (psycopg 3, else psycopg2: CI runs both).
+    """
+    from django.db.backends.postgresql.base import Database
+
+    server = settings.DATABASES["postgres"]
+    connection = Database.connect(
+        host=server["HOST"],
+        port=server["PORT"],
+        user=server["USER"],
+        password=server["PASSWORD"],
+        dbname=dbname,
+    )
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql, list(params) or None)
+            return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        connection.close()
 
 
 def run_error(*args: str, **options: Any) -> str:

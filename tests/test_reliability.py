@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from .conftest import pg_execute
+
 REPO = Path(__file__).resolve().parent.parent
 
 SETTINGS = """
@@ -120,20 +122,7 @@ class Deploy:
         if self.database["ENGINE"].endswith("sqlite3"):
             with sqlite3.connect(self.database["NAME"]) as connection:
                 return connection.execute(sql).fetchall()
-        import psycopg
-
-        with psycopg.connect(**pg_params(self.database)) as connection:
-            return connection.execute(sql).fetchall()
-
-
-def pg_params(database: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "dbname": database["NAME"],
-        "host": database["HOST"],
-        "port": database["PORT"],
-        "user": database["USER"],
-        "password": database["PASSWORD"],
-    }
+        return pg_execute(sql, dbname=self.database["NAME"])
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -147,16 +136,11 @@ def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deploy]:
     base = settings.DATABASES[alias]
     name = f"ops_deploy_{uuid.uuid4().hex[:8]}"
     server = {key: base[key] for key in ("HOST", "PORT", "USER", "PASSWORD")}
-    import psycopg
-
-    admin = {**pg_params({**server, "NAME": "postgres"})}
-    with psycopg.connect(**admin, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
+    pg_execute(f"CREATE DATABASE {name}")
     try:
         yield Deploy(tmp_path, {"ENGINE": "django.db.backends.postgresql", "NAME": name, **server})
     finally:
-        with psycopg.connect(**admin, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_concurrent_deploys_apply_each_migration_once(deploy: Deploy) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from .conftest import pg_execute
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -337,22 +339,9 @@ def test_manage_py_test_parallel_keepdb(tmp_path: Path) -> None:
 
 
 def drop_databases(prefix: str) -> None:
-    import psycopg
-
-    pg = settings.DATABASES["postgres"]
-    with psycopg.connect(
-        host=pg["HOST"],
-        port=pg["PORT"],
-        user=pg["USER"],
-        password=pg["PASSWORD"],
-        dbname="postgres",
-        autocommit=True,
-    ) as connection:
-        names = connection.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{prefix}%"]
-        ).fetchall()
-        for (name,) in names:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    names = pg_execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{prefix}%"])
+    for (name,) in names:
+        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

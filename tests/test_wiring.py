@@ -326,17 +326,17 @@ def test_rejected_password_is_one_line_without_the_password(
 
 
 def _password_accepted(alias: str, password: str) -> bool:
-    import psycopg
+    from django.db.backends.postgresql.base import Database  # the driver Django chose
 
     params = connections[alias].settings_dict
     try:
-        psycopg.connect(
+        Database.connect(
             host=params["HOST"],
             port=params["PORT"],
             dbname=params["NAME"],
             user=PASSWORD_ROLE,
             password=password,
         ).close()
-    except psycopg.OperationalError:
+    except Database.OperationalError:
         return False
     return True
