@@ -236,23 +236,31 @@ def extra_database(
         connections.settings = connections.configure_settings(None)
 
 
-def pg_execute(
-    sql: str, params: Sequence[Any] = (), *, dbname: str = "postgres"
-) -> list[tuple[Any, ...]]:
-    """One autocommitted statement on the test PostgreSQL server, outside Django.
+def pg_connect(*, dbname: str = "postgres", **overrides: Any) -> Any:
+    """A DBAPI connection to the test PostgreSQL server, outside Django.
 
-    Through the driver Django chose (psycopg 3, else psycopg2: CI runs both).
+    Through the driver Django chose (psycopg 3, else psycopg2: CI runs both);
+    ``overrides`` replace connection parameters such as ``user``.
     """
     from django.db.backends.postgresql.base import Database
 
     server = settings.DATABASES["postgres"]
-    connection = Database.connect(
-        host=server["HOST"],
-        port=server["PORT"],
-        user=server["USER"],
-        password=server["PASSWORD"],
-        dbname=dbname,
-    )
+    params = {
+        "host": server["HOST"],
+        "port": server["PORT"],
+        "user": server["USER"],
+        "password": server["PASSWORD"],
+        "dbname": dbname,
+        **overrides,
+    }
+    return Database.connect(**params)
+
+
+def pg_execute(
+    sql: str, params: Sequence[Any] = (), *, dbname: str = "postgres"
+) -> list[tuple[Any, ...]]:
+    """One autocommitted statement on the test PostgreSQL server, outside Django."""
+    connection = pg_connect(dbname=dbname)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:

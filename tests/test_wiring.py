@@ -14,7 +14,16 @@ from django.test.utils import override_settings
 
 from django_alembic_ops import bridge
 
-from .conftest import Project, extra_database, inspect_db, query, run, run_error, table_names
+from .conftest import (
+    Project,
+    extra_database,
+    inspect_db,
+    pg_connect,
+    query,
+    run,
+    run_error,
+    table_names,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -328,14 +337,9 @@ def test_rejected_password_is_one_line_without_the_password(
 def _password_accepted(alias: str, password: str) -> bool:
     from django.db.backends.postgresql.base import Database  # the driver Django chose
 
-    params = connections[alias].settings_dict
     try:
-        Database.connect(
-            host=params["HOST"],
-            port=params["PORT"],
-            dbname=params["NAME"],
-            user=PASSWORD_ROLE,
-            password=password,
+        pg_connect(
+            dbname=connections[alias].settings_dict["NAME"], user=PASSWORD_ROLE, password=password
         ).close()
     except Database.OperationalError:
         return False
