@@ -7,8 +7,9 @@
 # Creates .venv if missing, installs the package (its dependencies come from
 # pyproject.toml), then builds example_project/db.sqlite3 from scratch with
 # `manage.py migrate` (Django's migrations, then the ops migrations through the
-# post_migrate integration), shows the ops commands' output and queries the
-# tables and views the ops migrations created.
+# post_migrate integration), shows the ops commands' output (going back one
+# migration and forward again too) and queries the tables and views the ops
+# migrations created.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,4 +30,6 @@ run migrate
 run opsshowmigrations
 run opsmigrate --plan
 run opssqlmigrate shop 0001
+run opsmigrate reports 0001   # back one step (downgrade), as migrate app 0001 does
+run opsmigrate                # and forward again
 run example_report
