@@ -125,6 +125,19 @@ class Deploy:
         return pg_execute(sql, dbname=self.database["NAME"])
 
 
+def read_until(process: subprocess.Popen[str], text: str, timeout: float = 60) -> None:
+    """Read the process's output until ``text`` appears (it is then mid-run)."""
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen and time.monotonic() < deadline:
+        char = process.stdout.read(1)
+        if not char:  # the process ended without printing it
+            break
+        seen += char
+    assert text in seen, seen
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deploy]:
     if request.param == "sqlite":
@@ -144,7 +157,7 @@ def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deploy]:
 
 
 def test_concurrent_deploys_apply_each_migration_once(deploy: Deploy) -> None:
-    deploy.steps(20, sleep=0.05)
+    deploy.steps(20, sleep=0.15)  # the lock is held ~3 s: others start meanwhile
     processes = [deploy.start() for _ in range(6)]
     results = [(p.wait(timeout=180), *p.communicate()) for p in processes]
     for code, out, err in results:
@@ -163,12 +176,7 @@ def test_sigkill_leaves_a_consistent_recorded_state(deploy: Deploy) -> None:
     deploy.steps(2)
     slow = deploy.script(3, STEP.format(n=3, prev=2, sleep=60))
     process = deploy.start()
-    assert process.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + 60
-    while "Applying shop.0003_step..." not in seen and time.monotonic() < deadline:
-        seen += process.stdout.read(1)
-    assert "Applying shop.0003_step..." in seen
+    read_until(process, "Applying shop.0003_step...")
     time.sleep(0.5)  # inside migration 0003: its table exists, uncommitted
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -183,9 +191,11 @@ def test_sigkill_leaves_a_consistent_recorded_state(deploy: Deploy) -> None:
 
 
 def test_lock_timeout_says_it_waited_and_gives_up(deploy: Deploy) -> None:
-    deploy.steps(2, sleep=5)
+    deploy.steps(2, sleep=60)
     holder = deploy.start()
-    time.sleep(2.5)  # the holder is inside migration 0002, holding the lock
+    # Wait for the holder to be inside migration 0002, holding the lock: a
+    # fixed sleep raced the start-up of both processes on a loaded machine.
+    read_until(holder, "Applying shop.0002_step...")
     waiter = deploy.run(LOCK_TIMEOUT=1)
     holder.kill()
     holder.communicate()
