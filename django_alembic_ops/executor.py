@@ -33,10 +33,14 @@ class Target:
 
     ``app_label=None``: every app to its head. ``migration=None``: the app to
     its head. Otherwise exactly that migration (``"zero"`` for none of them).
+    ``at_least``: apply up to the migration but never unapply anything (what
+    :class:`~django_alembic_ops.operations.RunOpsMigrations` needs when the
+    database is already further on).
     """
 
     app_label: str | None = None
     migration: str | None = None
+    at_least: bool = False
 
 
 def allowed_apps(alias: str, scripts: OpsScripts) -> list[str]:
@@ -78,7 +82,9 @@ def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) 
         else:
             migration = naming.resolve(scripts, target.app_label, target.migration)
             applied = scripts.applied(current)
-            if migration is None:
+            if target.at_least and (migration is None or migration.revision in applied):
+                alembic_steps = []
+            elif migration is None:
                 roots = [
                     m
                     for m in scripts.by_app[target.app_label]

@@ -70,6 +70,12 @@ def describe_error(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _foreign_keys_enforced(connection: Any) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA foreign_keys")
+        return bool(cursor.fetchone()[0])
+
+
 class _Scope:
     """A Django transaction around one migration, or around the whole run."""
 
@@ -78,7 +84,8 @@ class _Scope:
         self.transactional = transactional
         self.alias: str = context.opts["django_alias"]
         self._atomic: Any = None
-        self._fk_disabled = False
+        self._fk_disabled = False  # we switched enforcement off: switch it back on
+        self._fk_check = False  # enforcement is off: check before committing
 
     # Entering and leaving are also used by autocommit_block() to step out
     # of the transaction in the middle of a migration and back in.
@@ -87,13 +94,18 @@ class _Scope:
             return
         connection = connections[self.alias]
         if connection.vendor == "sqlite":
-            if connection.in_atomic_block:
-                raise TransactionError(
-                    "Ops migrations cannot run on SQLite inside an enclosing atomic() block: "
-                    "foreign-key enforcement cannot be switched off inside a transaction. "
-                    "Run them outside atomic() (in pytest, use the transactional_db fixture)."
-                )
-            self._fk_disabled = connection.disable_constraint_checking()
+            # Inside a Django migration (RunOpsMigrations) Django's schema
+            # editor has already switched enforcement off: leave it to Django
+            # to switch back on, but still check before committing.
+            if _foreign_keys_enforced(connection):
+                if connection.in_atomic_block:
+                    raise TransactionError(
+                        "Ops migrations cannot run on SQLite inside an enclosing atomic() block: "
+                        "foreign-key enforcement cannot be switched off inside a transaction. "
+                        "Run them outside atomic() (in pytest, use the transactional_db fixture)."
+                    )
+                self._fk_disabled = connection.disable_constraint_checking()
+            self._fk_check = True
         self._atomic = transaction.atomic(using=self.alias)
         self._atomic.__enter__()
 
@@ -103,7 +115,7 @@ class _Scope:
         connection = connections[self.alias]
         atomic, self._atomic = self._atomic, None
         try:
-            if exc is None and self._fk_disabled:
+            if exc is None and self._fk_check:
                 try:
                     connection.check_constraints()
                 except Exception as check_error:
@@ -115,6 +127,7 @@ class _Scope:
             else:
                 atomic.__exit__(type(exc), exc, exc.__traceback__)
         finally:
+            self._fk_check = False
             if self._fk_disabled:
                 connection.enable_constraint_checking()
                 self._fk_disabled = False
