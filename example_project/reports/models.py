@@ -23,3 +23,19 @@ class DailySales(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.product_id}: {self.units} units"
+
+
+class SalesNote(models.Model):
+    """A managed model with a foreign key to the ops-owned table.
+
+    Django's migration creates its table, and on PostgreSQL the foreign key
+    needs ``reports_daily_sales`` to exist by then: the migration runs
+    ``RunOpsMigrations("reports", "0001")`` first
+    (``reports/migrations/0002_salesnote.py``).
+    """
+
+    daily_sales = models.ForeignKey(DailySales, on_delete=models.CASCADE, related_name="notes")
+    text = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.text

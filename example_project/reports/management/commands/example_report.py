@@ -13,7 +13,7 @@ from django.db.models import DecimalField, F, Sum
 from django.db.models.functions import TruncDate
 from shop.models import Order, Product
 
-from reports.models import DailySales
+from reports.models import DailySales, SalesNote
 
 PRODUCTS = [
     ("MUG-01", "Coffee mug", Decimal("8.50")),
@@ -39,6 +39,7 @@ class Command(BaseCommand):
         self.cancelled_orders_are_final()
         self.rebuild_daily_sales()
         self.print_daily_sales()
+        self.note_best_day()
         self.print_order_totals()
         self.print_product_revenue()
 
@@ -105,6 +106,17 @@ class Command(BaseCommand):
             )
         total = DailySales.objects.aggregate(units=Sum("units"), revenue=Sum("revenue"))
         self.stdout.write(f"  {'total':<24} {total['units']:>3} units {money(total['revenue'])}")
+
+    def note_best_day(self) -> None:
+        """A managed model's row points at the ops-owned table (a real foreign key)."""
+        best = DailySales.objects.select_related("product").order_by("-revenue").first()
+        if best is None:
+            return
+        note = SalesNote.objects.create(
+            daily_sales=best, text=f"best day for {best.product.name.lower()}s"
+        )
+        self.heading("reports_salesnote (managed model SalesNote, foreign key to DailySales)")
+        self.stdout.write(f"  {best.day}  {note.text} ({money(best.revenue).strip()})")
 
     def print_order_totals(self) -> None:
         self.heading("shop_order_totals (view of shop.0002)")
