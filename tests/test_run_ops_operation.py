@@ -14,6 +14,7 @@ from django.db import DatabaseError, connections
 from django.db.migrations.writer import OperationWriter
 
 from django_alembic_ops.operations import RunOpsMigrations
+from django_alembic_ops.testing import stairway
 
 from .conftest import Project, inspect_db, query, run, run_error, table_names
 
@@ -225,3 +226,16 @@ def test_makemigrations_writes_it_back_unchanged() -> None:
         "),"
     )
     assert imports == {"import django_alembic_ops.operations"}
+
+
+def test_stairway_stops_where_a_django_table_references_the_ops_table(
+    project: Project, alias: str
+) -> None:
+    make_apps(project)
+    run("migrate", database=alias)
+    if alias == "default":  # SQLite drops a referenced table (no rows point at it)
+        stairway(["legacy"], database=alias)
+    else:
+        with pytest.raises(AssertionError, match=r"legacy\.0001_customer.*depend"):
+            stairway(["legacy"], database=alias)
+    assert applied(alias) == ["c2"]  # and it leaves the app at its head
