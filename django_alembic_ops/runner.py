@@ -36,7 +36,7 @@ from alembic.util import CommandError as AlembicCommandError
 from django.db import connections, transaction
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf, heap, state
+from . import bridge, conf, heap, sqlite_impl, state
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -58,8 +58,36 @@ class Step:
         return bool(self.alembic_step.is_upgrade)
 
 
+_IN_FAILED_TRANSACTION = "25P02"  # PostgreSQL: "current transaction is aborted"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    # psycopg 3 names it sqlstate, psycopg2 pgcode.
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """The statement that failed first, not one refused after it.
+
+    After a failed statement PostgreSQL refuses every other one in the
+    transaction; cleanup code that runs anyway (Alembic's batch mode drops its
+    copy of the table) then raises that refusal, with the real error as its
+    ``__context__``.
+    """
+    if _sqlstate(exc) != _IN_FAILED_TRANSACTION:
+        return exc
+    cause = exc.__context__
+    while cause is not None:
+        if isinstance(cause, DBAPIError) and _sqlstate(cause) != _IN_FAILED_TRANSACTION:
+            return cause
+        cause = cause.__context__
+    return exc
+
+
 def describe_error(exc: BaseException) -> str:
     """One line: the exception and, for database errors, the failing statement."""
+    exc = _first_failure(exc)
     if isinstance(exc, DBAPIError):
         orig = exc.orig
         # psycopg2 ends its messages with a newline, psycopg 3 does not.
@@ -291,6 +319,7 @@ def run(
         # the subclass adds no state that __init__ would have to set up.
         context.__class__ = DjangoMigrationContext
         assert isinstance(context, DjangoMigrationContext)
+        sqlite_impl.adapt(context)
         context.ops_scopes = []
         context.ops_current = None
         context.ops_progress = progress
@@ -332,6 +361,7 @@ def render_sql(
                 on_version_apply=lambda **kw: finished.append(None),
                 **_configure_options(alias),
             )
+            sqlite_impl.adapt(env.get_context())
             with heap.long_lived_objects_frozen(), env.begin_transaction():
                 env.run_migrations()
     except (AlembicCommandError, NotImplementedError) as exc:

@@ -108,6 +108,33 @@ def test_sql_sqlite_batch_rebuild_says_why(project: Project) -> None:
     assert "copy_from" in message
 
 
+def test_sql_sqlite_batch_rebuild_with_copy_from(project: Project) -> None:
+    # The rebuild's rename runs in SQLite's legacy mode (views that read the
+    # table survive it); the offline script must do the same.
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    project.script(
+        "shop",
+        "0002_alter",
+        revision="s2",
+        down="s1",
+        upgrade="""
+            table = sa.Table("shop_a", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+            with op.batch_alter_table("shop_a", copy_from=table) as batch:
+                batch.alter_column("id", new_column_name="pk")
+        """,
+    )
+    out = run("opssqlmigrate", "shop", "0002")
+    statements = [line for line in out.splitlines() if line.endswith(";")]
+    rename = statements.index("ALTER TABLE _alembic_tmp_shop_a RENAME TO shop_a;")
+    assert statements[rename - 2 : rename + 2] == [
+        "DROP TABLE shop_a;",
+        "PRAGMA legacy_alter_table = ON;",
+        "ALTER TABLE _alembic_tmp_shop_a RENAME TO shop_a;",
+        "PRAGMA legacy_alter_table = OFF;",
+    ]
+
+
 def test_sql_postgresql_offline_from_engine(apps2: Project, pg_alias: str) -> None:
     out = run("opsmigrate", "--sql", database=pg_alias)
     assert "CREATE TABLE alembic_ops_version" in out
