@@ -89,7 +89,8 @@ def test_sql_full_range_in_order(apps2: Project, alias: str) -> None:
     assert "--backwards" in run_error("opsmigrate", "shop", "zero", "--sql", database=alias)
 
 
-def test_sql_sqlite_batch_rebuild_says_why(project: Project) -> None:
+def rebuild_in_batch(project: Project, copy_from: str = "") -> None:
+    """App shop: a table, then a batch that must rebuild it on SQLite (a column rename)."""
     project.app("shop")
     project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
     project.script(
@@ -97,11 +98,16 @@ def test_sql_sqlite_batch_rebuild_says_why(project: Project) -> None:
         "0002_alter",
         revision="s2",
         down="s1",
-        upgrade="""
-            with op.batch_alter_table("shop_a") as batch:
+        upgrade=f"""
+            table = sa.Table("shop_a", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+            with op.batch_alter_table("shop_a"{copy_from}) as batch:
                 batch.alter_column("id", new_column_name="pk")
         """,
     )
+
+
+def test_sql_sqlite_batch_rebuild_says_why(project: Project) -> None:
+    rebuild_in_batch(project)
     message = run_error("opsmigrate", "--sql")
     assert "\n" not in message
     assert message.startswith("shop.0002_alter: This operation cannot proceed in --sql mode")
@@ -111,19 +117,7 @@ def test_sql_sqlite_batch_rebuild_says_why(project: Project) -> None:
 def test_sql_sqlite_batch_rebuild_with_copy_from(project: Project) -> None:
     # The rebuild's rename runs in SQLite's legacy mode (views that read the
     # table survive it); the offline script must do the same.
-    project.app("shop")
-    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
-    project.script(
-        "shop",
-        "0002_alter",
-        revision="s2",
-        down="s1",
-        upgrade="""
-            table = sa.Table("shop_a", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
-            with op.batch_alter_table("shop_a", copy_from=table) as batch:
-                batch.alter_column("id", new_column_name="pk")
-        """,
-    )
+    rebuild_in_batch(project, copy_from=", copy_from=table")
     out = run("opssqlmigrate", "shop", "0002")
     statements = [line for line in out.splitlines() if line.endswith(";")]
     rename = statements.index("ALTER TABLE _alembic_tmp_shop_a RENAME TO shop_a;")
