@@ -40,8 +40,8 @@ class RunOpsMigrations(Operation):
     does nothing, so it is safe to keep in a migration history for good.
     Unapplying the Django migration leaves the ops migrations applied (undo
     them with ``opsmigrate``), the way a ``RunPython`` with a no-op reverse does.
-    It runs inside the Django migration's transaction, so ops migrations that
-    need ``autocommit_block()`` cannot run here.
+    It runs inside the Django migration's transaction: ops migrations that
+    need ``autocommit_block()`` need ``atomic = False`` on that migration.
     """
 
     reduces_to_sql = False  # sqlmigrate prints "THIS OPERATION CANNOT BE WRITTEN AS SQL"

@@ -202,7 +202,8 @@ class DjangoMigrationContext(MigrationContext):
         if connections[alias].in_atomic_block:
             raise TransactionError(
                 "op.get_context().autocommit_block() cannot run inside an enclosing atomic() "
-                "block; run the migration outside atomic()."
+                "block; run the migration outside atomic() (from RunOpsMigrations: set "
+                "atomic = False on its Django migration)."
             )
         try:
             yield

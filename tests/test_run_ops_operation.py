@@ -239,3 +239,42 @@ def test_stairway_stops_where_a_django_table_references_the_ops_table(
         with pytest.raises(AssertionError, match=r"legacy\.0001_customer.*depend"):
             stairway(["legacy"], database=alias)
     assert applied(alias) == ["c2"]  # and it leaves the app at its head
+
+
+CONCURRENT_INDEX = {
+    "upgrade": """
+        with op.get_context().autocommit_block():
+            op.create_index(
+                "legacy_customer_name_idx",
+                "legacy_customer",
+                ["name"],
+                postgresql_concurrently=True,
+            )
+    """,
+    "downgrade": 'op.drop_index("legacy_customer_name_idx", table_name="legacy_customer")',
+}
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_autocommit_block_needs_a_non_atomic_django_migration(
+    project: Project, pg_alias: str, atomic: bool
+) -> None:
+    make_apps(project, operation='RunOpsMigrations("legacy", "0002"),')
+    project.script("legacy", "0002_note", revision="c2", down="c1", **CONCURRENT_INDEX)
+    path = project.root / "shop" / "migrations" / "0001_initial.py"
+    path.write_text(path.read_text().replace("    initial = True", f"    atomic = {atomic}"))
+    if atomic:
+        message = run_error("migrate", database=pg_alias)
+        assert message == (
+            "Applying legacy.0002_note failed and was rolled back: TransactionError: "
+            "op.get_context().autocommit_block() cannot run inside an enclosing atomic() "
+            "block; run the migration outside atomic() (from RunOpsMigrations: set "
+            "atomic = False on its Django migration)."
+        )
+        assert not {"legacy_customer", "shop_order"} & table_names(pg_alias)
+    else:
+        run("migrate", database=pg_alias)
+        with inspect_db(pg_alias) as insp:
+            indexes = [i["name"] for i in insp.get_indexes("legacy_customer")]
+        assert indexes == ["legacy_customer_name_idx"]
+        assert "shop_order" in table_names(pg_alias)
