@@ -278,3 +278,14 @@ def test_autocommit_block_needs_a_non_atomic_django_migration(
             indexes = [i["name"] for i in insp.get_indexes("legacy_customer")]
         assert indexes == ["legacy_customer_name_idx"]
         assert "shop_order" in table_names(pg_alias)
+
+
+def test_in_a_non_atomic_django_migration(project: Project, alias: str) -> None:
+    make_apps(project)
+    path = project.root / "shop" / "migrations" / "0001_initial.py"
+    path.write_text(path.read_text().replace("    initial = True", "    atomic = False"))
+    run("migrate", database=alias)
+    assert order_foreign_keys(alias) == [(["customer_id"], "legacy_customer", ["id"])]
+    assert applied(alias) == ["c2"]
+    if alias == "default":  # enforcement is Django's again once its schema editor is done
+        assert query(alias, "PRAGMA foreign_keys") == [(1,)]
