@@ -52,6 +52,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Add test_ops_single_head, test_ops_upgrade, test_ops_models_match_ddl and "
         "test_ops_stairway per app with ops migrations ([<app_label>]).",
     )
+    group.addoption(
+        "--ops-database",
+        default="default",
+        metavar="ALIAS",
+        help="The database alias the tests of --ops-stairway/--ops-checks run on "
+        "(default: default). Apps the routers keep off it are skipped.",
+    )
 
 
 def _django_problem(config: pytest.Config) -> str | None:
@@ -118,8 +125,13 @@ class OpsChecks(pytest.Collector):
     def collect(self) -> list[pytest.Item | pytest.Collector]:
         from . import discovery
 
+        database = self.config.getoption("ops_database")
         apps = [app for app in discovery.ops_apps() if _has_scripts(app.path)]
-        return [_item(self, name, app.label, app.path) for name in self.ops_checks for app in apps]
+        return [
+            _item(self, name, app.label, app.path, database)
+            for name in self.ops_checks
+            for app in apps
+        ]
 
 
 class OpsCheckItem(pytest.Function):
@@ -150,21 +162,25 @@ def _run(check: Callable[[], object]) -> None:
         pytest.skip(str(exc))
 
 
-def _check_functions(app_label: str) -> dict[str, Callable[..., None]]:
+#: The checks that touch the database (``_item`` gives them database access).
+_DATABASE_CHECKS = frozenset(CHECKS) - {"test_ops_single_head"}
+
+
+def _check_functions(app_label: str, database: str) -> dict[str, Callable[..., None]]:
     """The checks of ``--ops-checks`` for one app, as pytest test functions."""
     from . import testing
 
     def test_ops_single_head() -> None:
         _run(lambda: testing.check_single_head(app_label))
 
-    def test_ops_upgrade(transactional_db: None) -> None:
-        _run(lambda: testing.check_upgrade(app_label))
+    def test_ops_upgrade() -> None:
+        _run(lambda: testing.check_upgrade(app_label, database))
 
-    def test_ops_models_match_ddl(transactional_db: None) -> None:
-        _run(lambda: testing.check_models_match_ddl(app_label))
+    def test_ops_models_match_ddl() -> None:
+        _run(lambda: testing.check_models_match_ddl(app_label, database))
 
-    def test_ops_stairway(transactional_db: None) -> None:
-        _run(lambda: testing.check_stairway(app_label))
+    def test_ops_stairway() -> None:
+        _run(lambda: testing.check_stairway(app_label, database))
 
     functions = (test_ops_single_head, test_ops_upgrade, test_ops_models_match_ddl)
     return {function.__name__: function for function in (*functions, test_ops_stairway)}
@@ -177,11 +193,19 @@ def _has_scripts(folder: Path) -> bool:
     )
 
 
-def _item(parent: pytest.Collector, name: str, app_label: str, location: Path) -> pytest.Item:
+def _item(
+    parent: pytest.Collector, name: str, app_label: str, location: Path, database: str
+) -> pytest.Item:
     # No originalname: pytest >= 9.2 builds the node id from it (and a callspec).
     item = OpsCheckItem.from_parent(
-        parent, name=f"{name}[{app_label}]", callobj=_check_functions(app_label)[name]
+        parent, name=f"{name}[{app_label}]", callobj=_check_functions(app_label, database)[name]
     )
+    if name in _DATABASE_CHECKS:
+        # What transactional_db gives, on the chosen alias: pytest-django reads the
+        # marker when the test is set up. "default" too: Django sets up another
+        # alias's test database only after default's (TEST["DEPENDENCIES"]).
+        databases = sorted({database, "default"})
+        item.add_marker(pytest.mark.django_db(transaction=True, databases=databases))
     item.ops_location = location
     return item
 
@@ -199,10 +223,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # trylast: after pytest-django has configured Django.
     if not _requested_checks(config):
         return
+    option = "--ops-checks" if config.getoption("ops_checks") else "--ops-stairway"
     problem = _django_problem(config)
     if problem is not None:
-        option = "--ops-checks" if config.getoption("ops_checks") else "--ops-stairway"
         raise pytest.UsageError(f"{option} needs Django: {problem}.")
+    from django.conf import settings
+
+    database = config.getoption("ops_database")
+    if database not in settings.DATABASES:
+        known = ", ".join(sorted(settings.DATABASES))
+        raise pytest.UsageError(
+            f"--ops-database: no database '{database}' in DATABASES (known: {known})."
+        )
 
 
 @pytest.hookimpl(wrapper=True)

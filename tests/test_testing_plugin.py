@@ -243,6 +243,39 @@ def test_stairway_option_and_selection(tmp_path: Path) -> None:
     assert "12 tests collected" in result.stdout, result.stdout
 
 
+ROUTED = """
+class OpsAppsOnOther:
+    def allow_migrate(self, db, app_label, **hints):
+        if app_label in ("shop", "billing"):
+            return db == "other"
+        return None
+"""
+
+
+def test_checks_on_another_database(tmp_path: Path) -> None:
+    databases = (
+        '{"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"},'
+        ' "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": "other.sqlite3"}}'
+    )
+    root = make_project(tmp_path, databases)
+    (root / "routers.py").write_text(textwrap.dedent(ROUTED))
+    with (root / "settings.py").open("a") as settings_file:
+        settings_file.write('DATABASE_ROUTERS = ["routers.OpsAppsOnOther"]\n')
+    (root / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    # On default the routers keep both apps off: only the head checks run.
+    result = pytest_in(root, "--ops-checks", "test_nothing.py")
+    assert counts(result) == {"passed": 3, "skipped": 6}, result.stdout + result.stderr
+    assert "routers" in result.stdout
+    result = pytest_in(root, "--ops-checks", "--ops-database", "other", "test_nothing.py")
+    assert_checks_ran(result, tests=1)
+    result = pytest_in(root, "--ops-stairway", "--ops-database", "nope", "test_nothing.py")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert (
+        "ERROR: --ops-database: no database 'nope' in DATABASES (known: default, other)."
+        in result.stderr
+    )
+
+
 def test_ops_migrator_needs_a_database(tmp_path: Path) -> None:
     root = make_project(tmp_path, SQLITE_MEMORY)
     result = pytest_in(root, "test_needs_db.py")
