@@ -12,7 +12,9 @@ transaction to Django:
 - on SQLite, foreign-key enforcement is switched off before that transaction,
   checked with ``PRAGMA foreign_key_check`` before commit and switched back on
   after — what Django's own schema editor does, so that a table rebuilt by
-  ``batch_alter_table`` does not cascade-delete the rows that reference it;
+  ``batch_alter_table`` does not cascade-delete the rows that reference it
+  (inside a Django migration, where that schema editor already switched it
+  off, only the check is ours);
 - ``op.get_context().autocommit_block()`` leaves the ``atomic()`` block and
   runs in Django's autocommit mode, so Django's view of the connection stays
   right (Alembic's own version flips the DBAPI isolation level behind

@@ -194,13 +194,27 @@ def test_a_failing_ops_migration_fails_the_django_migration(project: Project, al
     assert query(alias, "SELECT name FROM django_migrations WHERE app = 'shop'") == []
 
 
-def test_an_unknown_migration_is_one_line_and_changes_nothing(project: Project, alias: str) -> None:
-    make_apps(project, operation='RunOpsMigrations("legacy", "0009"),')
+@pytest.mark.parametrize(
+    ("operation", "expected"),
+    [
+        (
+            'RunOpsMigrations("legacy", "0009"),',
+            "Cannot find an ops migration matching '0009' from app 'legacy'. "
+            "Run 'python manage.py opsshowmigrations legacy' to list them.",
+        ),
+        (
+            'RunOpsMigrations("legcy", "0001"),',
+            "No installed app with label 'legcy'; check INSTALLED_APPS.",
+        ),
+    ],
+    ids=["migration", "app"],
+)
+def test_an_unknown_name_is_one_line_and_changes_nothing(
+    project: Project, alias: str, operation: str, expected: str
+) -> None:
+    make_apps(project, operation=operation)
     message = run_error("migrate", database=alias)
-    assert message == (
-        "Cannot find an ops migration matching '0009' from app 'legacy'. "
-        "Run 'python manage.py opsshowmigrations legacy' to list them."
-    )
+    assert message == expected
     assert "shop_order" not in table_names(alias)
     assert "legacy_customer" not in table_names(alias)
 
