@@ -301,6 +301,11 @@ def _attempt(description: str, action: Callable[[], _T]) -> _T:
         raise AssertionError(f"{description}: {exc}") from exc
 
 
+def _not_restored(migration: OpsMigration, database: str) -> str:
+    """What the stairway says when ``migration``'s downgrade left the schema changed."""
+    return f"{migration.full_name}: downgrade did not restore the schema on database '{database}'"
+
+
 @contextmanager
 def _back_to_heads(database: str) -> Iterator[None]:
     """End at the heads; after a failure, try to, without hiding the failure."""
@@ -322,14 +327,18 @@ def stairway(
     with ops migrations; the apps that depend on them are unapplied first),
     then walks forward in the order ``opsmigrate`` applies them. Before each
     migration of those apps the schema is reflected (:func:`reflect`) and
-    compared with the schema after its downgrade. Ends at the heads.
+    compared with the schema after its downgrade, then it is upgraded again.
+    A migration that fails to upgrade after its downgrade ran (in this walk,
+    or when the stairway unapplied it to start) is reported as a downgrade
+    that did not restore the schema: its upgrade worked before. Ends at the
+    heads.
 
     :param app_labels: the apps whose migrations are checked.
     :param database: the Django database alias.
     :returns: the migrations checked, as ``"app_label.0002_name"``.
     :raises AssertionError: naming the first migration that fails to upgrade
         or downgrade, or whose downgrade does not restore the schema (with
-        what differs).
+        what differs, or the error of upgrading it again).
 
     Example::
 
@@ -340,23 +349,35 @@ def stairway(
     _refuse_sqlite_transaction(database, _GENERIC_HINT)
     labels = ops_app_labels(app_labels, database)
     checked: list[str] = []
+    # A migration unapplied to start the stairway was applied before, so its
+    # upgrade worked then: when it fails now, its downgrade left something behind.
+    downgraded: set[str] = set()
     with _back_to_heads(database):
         for label in labels:
-            _attempt(
+            steps = _attempt(
                 f"Cannot unapply the ops migrations of '{label}' to start the stairway",
                 functools.partial(api.migrate, label, "zero", database=database),
             )
+            downgraded.update(step.migration.revision for step in steps)
         for step in api.plan(database=database):
             migration = step.migration
             upgrade = functools.partial(
                 api.migrate, migration.app_label, migration.revision, database=database
             )
+            upgrading_again_failed = (
+                f"{_not_restored(migration, database)}: upgrading it again failed"
+            )
+            first_upgrade_failed = (
+                upgrading_again_failed
+                if migration.revision in downgraded
+                else f"{migration.full_name}: upgrade failed"
+            )
             if migration.app_label not in labels:
                 # An app the checked ones need: applied in order, not checked.
-                _attempt(f"{migration.full_name}: upgrade failed", upgrade)
+                _attempt(first_upgrade_failed, upgrade)
                 continue
             before = reflect(database)
-            _attempt(f"{migration.full_name}: upgrade failed", upgrade)
+            _attempt(first_upgrade_failed, upgrade)
             _attempt(
                 f"{migration.full_name}: downgrade failed",
                 functools.partial(_unapply_one, migration, database),
@@ -367,10 +388,11 @@ def stairway(
                 if len(differences) > len(shown):
                     shown.append(f"... and {len(differences) - len(shown)} more")
                 raise AssertionError(
-                    f"{migration.full_name}: downgrade did not restore the schema "
-                    f"on database '{database}':\n" + "\n".join(f"  - {line}" for line in shown)
+                    f"{_not_restored(migration, database)}:\n"
+                    + "\n".join(f"  - {line}" for line in shown)
                 )
-            _attempt(f"{migration.full_name}: upgrade after its downgrade failed", upgrade)
+            # The comparison does not see everything (types, functions, triggers).
+            _attempt(upgrading_again_failed, upgrade)
             checked.append(migration.full_name)
     return checked
 

@@ -281,6 +281,54 @@ def test_stairway_names_failing_downgrade(project: Project, alias: str) -> None:
     )
 
 
+def test_stairway_names_downgrade_that_left_a_view_behind(project: Project, alias: str) -> None:
+    """The database starts at the heads (as a test database does): the stairway's
+    first unapply already runs the faulty downgrade, and upgrading again fails."""
+    broken_shop(project, 'op.execute("CREATE VIEW shop_names AS SELECT 1 AS one")', "pass")
+    OpsMigrator().migrate("shop", None, database=alias)
+    try:
+        with pytest.raises(AssertionError) as info:
+            stairway(["shop"], database=alias)
+        message = str(info.value)
+        assert message.startswith(
+            f"shop.0004_broken: downgrade did not restore the schema on database '{alias}': "
+            "upgrading it again failed: Applying shop.0004_broken failed and was rolled back: "
+        )
+        assert "shop_names" in message and "already exists" in message
+        # A migration the stairway did not unapply first is just a failing upgrade.
+        OpsMigrator().migrate("shop", "zero", database=alias)
+        with connections[alias].cursor() as cursor:
+            cursor.execute("DROP VIEW shop_names")
+        project.script(
+            "shop", "0004_broken", revision="s4", down="s3", upgrade="op.execute('DROP VIEW v')"
+        )
+        with pytest.raises(AssertionError, match=r"^shop\.0004_broken: upgrade failed: Applying"):
+            stairway(["shop"], database=alias)
+    finally:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("DROP VIEW IF EXISTS shop_names")
+
+
+def test_stairway_names_downgrade_when_upgrading_again_fails(
+    project: Project, pg_alias: str
+) -> None:
+    """A leftover the reflected schema does not show (a PostgreSQL type) is caught
+    when the migration is upgraded again after its downgrade."""
+    broken_shop(project, "op.execute(\"CREATE TYPE shop_mood AS ENUM ('ok')\")", "pass")
+    try:
+        with pytest.raises(AssertionError) as info:
+            stairway(["shop"], database=pg_alias)
+        message = str(info.value)
+        assert message.startswith(
+            "shop.0004_broken: downgrade did not restore the schema on database 'postgres': "
+            "upgrading it again failed: Applying shop.0004_broken failed and was rolled back: "
+        )
+        assert 'type "shop_mood" already exists' in message
+    finally:
+        with connections[pg_alias].cursor() as cursor:
+            cursor.execute("DROP TYPE IF EXISTS shop_mood")
+
+
 def test_stairway_sees_other_postgresql_schemas(project: Project, pg_alias: str) -> None:
     project.app("shop")
     project.script(
