@@ -76,14 +76,24 @@ def _display(path: Path) -> str:
 
 
 def _error_location(exc: BaseException, path: Path) -> str:
-    """``file, line N`` of the deepest frame of ``exc`` inside ``path``."""
-    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
-    if line is None:
+    """``file, line N: Type: message`` for ``exc`` raised while loading ``path``.
+
+    The line is a syntax error's own, else that of the deepest frame inside
+    ``path``. A syntax error in the script drops the ``(file, line N)`` that
+    its text repeats; one in a module the script imports keeps it, as it
+    names that other file.
+    """
+    resolved = path.resolve()
+    line: int | None = None
+    detail = str(exc)
+    if isinstance(exc, SyntaxError) and exc.filename and Path(exc.filename).resolve() == resolved:
+        line, detail = exc.lineno, str(exc.msg)
+    else:
         for frame in traceback.extract_tb(exc.__traceback__):
-            if Path(frame.filename).resolve() == path:
+            if Path(frame.filename).resolve() == resolved:
                 line = frame.lineno
-    where = _display(path)
-    return f"{where}, line {line}" if line else where
+    where = f"{_display(path)}, line {line}" if line else _display(path)
+    return f"{where}: {type(exc).__name__}: {detail}"
 
 
 class _OpsScriptDirectory(ScriptDirectory):
@@ -109,9 +119,7 @@ class _OpsScriptDirectory(ScriptDirectory):
                 except AlembicCommandError as exc:
                     raise ScriptError(f"{_display(path)}: {exc}") from None
                 except Exception as exc:
-                    raise ScriptError(
-                        f"{_error_location(exc, path)}: {type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise ScriptError(_error_location(exc, path)) from exc
                 if script is None:
                     continue
                 if script.revision in seen:

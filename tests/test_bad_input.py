@@ -22,11 +22,24 @@ def assert_nothing_changed(alias: str) -> None:
 
 
 def test_syntax_error_names_file_and_line(shop: Project, alias: str) -> None:
-    shop.write("shop/migrations_ops/0002_bad.py", "revision = 'r2'\ndown_revision = 'r1'\ndef (:\n")
+    path = shop.write(
+        "shop/migrations_ops/0002_bad.py", "revision = 'r2'\ndown_revision = 'r1'\ndef (:\n"
+    )
     message = run_error("opsmigrate", database=alias)
-    assert "0002_bad.py, line 3: SyntaxError:" in message
-    assert "\n" not in message
+    # Once: Python's own text of a SyntaxError repeats "(0002_bad.py, line 3)".
+    assert message == f"{path}, line 3: SyntaxError: invalid syntax"
     assert_nothing_changed(alias)
+    path.write_text("revision = 'r2'\ndown_revision = 'r1'\ndef upgrade():\n    pass\n  pass\n")
+    message = run_error("opsmigrate", database=alias)
+    assert (
+        message
+        == f"{path}, line 5: IndentationError: unindent does not match any outer indentation level"
+    )
+    # A syntax error in a module the script imports: the script's line, then Python's text.
+    shop.write("shop/helper.py", "x = (\n")
+    path.write_text("revision = 'r2'\ndown_revision = 'r1'\nfrom shop import helper\n")
+    message = run_error("opsmigrate", database=alias)
+    assert message == f"{path}, line 3: SyntaxError: '(' was never closed (helper.py, line 1)"
 
 
 def test_import_error_names_file_and_line(shop: Project, alias: str) -> None:
