@@ -247,16 +247,18 @@ def test_transaction_per_migration_off_rolls_back_the_run(project: Project, alia
 def test_run_leaves_the_garbage_collector_as_found(project: Project, alias: str) -> None:
     # Runs freeze the already-loaded heap for speed; the caller's GC state
     # must be the same afterwards, whether or not it had frozen objects itself.
+    # Relative counts: some interpreters (Python 3.12.1) start with frozen objects.
     one_table(project)
-    assert gc.get_freeze_count() == 0
+    before = gc.get_freeze_count()
     run("opsmigrate", database=alias)
     run("opsmigrate", "--sql", database=alias)
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == before
     assert "ops_thing" in table_names(alias)
     gc.freeze()
+    frozen = gc.get_freeze_count()
     try:
         run("opsmigrate", "shop", "zero", database=alias)
-        assert gc.get_freeze_count() > 0  # still the caller's frozen heap
+        assert gc.get_freeze_count() == frozen  # still the caller's frozen heap, no more
     finally:
         gc.unfreeze()
     assert "ops_thing" not in table_names(alias)

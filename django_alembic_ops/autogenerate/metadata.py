@@ -27,6 +27,7 @@ never executes anything.
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -114,6 +115,20 @@ def sql_text(sql: str) -> sa.TextClause:
     return sa.text(re.sub(r"(?<![:\w\\]):(?=\w)", r"\\:", sql))
 
 
+def _reflect_pg_type(
+    dialect: Dialect, text: str, db_type: str, collation: str | None
+) -> TypeEngine[Any]:
+    """PostgreSQL's reflection of a ``format_type()`` string, as SQLAlchemy reads a column.
+
+    The private ``_reflect_type`` takes a named-type loader from SQLAlchemy 2.1
+    on, and the domains and enums it knows (none here) before.
+    """
+    reflect = dialect._reflect_type  # type: ignore[attr-defined]
+    if "named_type_loader" in inspect.signature(reflect).parameters:
+        return reflect(text, _NoNamedTypes(), f"type {db_type!r}", collation)  # type: ignore[no-any-return]
+    return reflect(text, {}, {}, f"type {db_type!r}", collation)  # type: ignore[no-any-return]
+
+
 def sqlalchemy_type(
     dialect: Dialect, db_type: str, collation: str | None = None
 ) -> TypeEngine[Any]:
@@ -126,9 +141,7 @@ def sqlalchemy_type(
             if match and match.group(1).lower() in _PG_ALIASES:
                 text = _PG_ALIASES[match.group(1).lower()] + match.group(2)
             try:
-                result: TypeEngine[Any] = dialect._reflect_type(  # type: ignore[attr-defined]
-                    text, _NoNamedTypes(), f"type {db_type!r}", collation
-                )
+                result: TypeEngine[Any] = _reflect_pg_type(dialect, text, db_type, collation)
             except Exception:
                 result = sa.types.NULLTYPE
         elif dialect.name == "sqlite":
