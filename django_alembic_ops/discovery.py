@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import site
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+import django
 from django.apps import AppConfig, apps
 
 from . import conf
@@ -54,12 +58,43 @@ def ops_apps() -> list[OpsApp]:
     return [ops_app for ops_app in found if ops_app.exists]
 
 
+@functools.cache
+def _installed_code_roots() -> tuple[Path, ...]:
+    """Folders that hold installed packages: the interpreter's, the user's, Django's."""
+    roots = [sysconfig.get_paths()[key] for key in ("purelib", "platlib", "stdlib", "platstdlib")]
+    roots += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    roots.append(site.getusersitepackages())
+    # Django itself may be a checkout on sys.path rather than installed.
+    roots.append(str(Path(django.__file__).parent))
+    return tuple(dict.fromkeys(Path(root).resolve() for root in roots if root))
+
+
+def inside_project(path: Path) -> bool:
+    """Whether code at ``path`` is the project's own, not an installed package.
+
+    An app installed with pip (into any site-packages or dist-packages
+    folder), the standard library and Django's own apps are not: writing a
+    migration into them would be lost on the next install.
+    """
+    resolved = path.resolve()
+    if {"site-packages", "dist-packages"} & set(resolved.parts):
+        return False
+    return not any(resolved.is_relative_to(root) for root in _installed_code_roots())
+
+
 def require_ops_app(app_label: str) -> OpsApp:
     """Like :func:`app_folder`, but the package must exist."""
-    ops_app = app_folder(app_label)
-    if not ops_app.exists:
+    app_config = get_app_config(app_label)
+    ops_app = _ops_app(app_config)
+    if ops_app.exists:
+        return ops_app
+    if not inside_project(Path(app_config.path)):
         raise NoOpsMigrations(
-            f"App '{app_label}' does not have ops migrations (no {ops_app.module} package). "
-            f"Create one with 'python manage.py opsmakemigration {app_label} --empty'."
+            f"App '{app_label}' does not have ops migrations: {app_config.name} is an installed "
+            "package, not part of this project, and ships none. Put ops migrations that change "
+            "its tables in one of your own apps."
         )
-    return ops_app
+    raise NoOpsMigrations(
+        f"App '{app_label}' does not have ops migrations (no {ops_app.module} package). "
+        f"Create one with 'python manage.py opsmakemigration {app_label} --empty'."
+    )

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sysconfig
+from pathlib import Path
+
+import django
 import pytest
 from django.test.utils import override_settings
+
+from django_alembic_ops import discovery
 
 from .conftest import Project, one_table, run, run_error, table_names
 
@@ -198,6 +204,36 @@ def test_unknown_django_dependency(shop: Project, alias: str) -> None:
     assert_nothing_changed(alias)
     shop.script("shop", "0002_x", revision="r2", down="r1", django_dependencies=[("nope", "0001")])
     assert "no installed app has the label 'nope'" in run_error("opsmigrate", database=alias)
+
+
+def test_app_without_ops_package(project: Project, alias: str) -> None:
+    """Creating the package is suggested only for the project's own apps."""
+    project.app("orders", ops=False)
+    assert run_error("opsmigrate", "orders", database=alias) == (
+        "App 'orders' does not have ops migrations (no orders.migrations_ops package). "
+        "Create one with 'python manage.py opsmakemigration orders --empty'."
+    )
+    # Django's own app lives in site-packages: opsmakemigration would write there.
+    assert run_error("opsmigrate", "auth", database=alias) == (
+        "App 'auth' does not have ops migrations: django.contrib.auth is an installed package, "
+        "not part of this project, and ships none. Put ops migrations that change its tables "
+        "in one of your own apps."
+    )
+
+
+def test_which_apps_are_the_projects(tmp_path: Path) -> None:
+    paths = sysconfig.get_paths()
+    for outside in [
+        Path(paths["purelib"]) / "someapp",
+        Path(paths["platlib"]) / "someapp",
+        Path(paths["stdlib"]) / "json",
+        Path(django.__file__).parent / "contrib" / "admin",
+        Path("/usr/lib/python3/dist-packages/someapp"),
+        Path("/opt/elsewhere/site-packages/someapp"),
+    ]:
+        assert not discovery.inside_project(outside), outside
+    assert discovery.inside_project(tmp_path / "shop")
+    assert discovery.inside_project(Path.cwd() / "example_project" / "shop")
 
 
 def test_empty_message_gets_default_name(project: Project) -> None:
