@@ -40,6 +40,7 @@ __all__ = [
     "sqlmigrate",
     "showmigrations",
     "showplan",
+    "unknown_revisions",
     "unapplied",
     "makemigration",
     "autogenerate",
@@ -58,6 +59,7 @@ def migrate(
     progress: Progress | None = None,
     on_wait: Callable[[], None] | None = None,
     on_plan: Callable[[list[Step]], None] | None = None,
+    on_forget: Callable[[list[str]], None] | None = None,
 ) -> list[Step]:
     """Apply or unapply ops migrations, like ``manage.py opsmigrate``.
 
@@ -65,7 +67,10 @@ def migrate(
     :param migration: exactly this migration of ``app_label`` (name prefix,
         full name, revision id, or ``"zero"``); ``None`` for the app's head.
     :param database: the Django database alias.
-    :param fake: record the result without running any migration code.
+    :param fake: record the result without running any migration code. With
+        ``app_label`` and ``migration`` this also works when the version table
+        records revisions no script defines: they are removed (``on_forget``
+        gets their ids) and ``migration`` becomes the app's state.
     :returns: the steps that ran, in order.
     """
     return executor.migrate(
@@ -75,6 +80,7 @@ def migrate(
         progress=progress,
         on_wait=on_wait,
         on_plan=on_plan,
+        on_forget=on_forget,
     )
 
 
@@ -195,7 +201,11 @@ def _labels(scripts: OpsScripts, app_labels: Sequence[str] | None) -> list[str]:
 def showmigrations(
     app_labels: Sequence[str] | None = None, *, database: str = DEFAULT_DB_ALIAS
 ) -> dict[str, list[tuple[str, bool]]]:
-    """Per app, ``(name, applied)`` for each ops migration, in file order."""
+    """Per app, ``(name, applied)`` for each ops migration, in history order.
+
+    History order: parents before children, whatever the file names. Recorded
+    revisions no script defines count for nothing (see :func:`unknown_revisions`).
+    """
     scripts = executor.load_scripts()
     labels = _labels(scripts, app_labels)
     applied = scripts.applied(state.read_heads(database))
@@ -203,6 +213,15 @@ def showmigrations(
         label: [(m.name, m.revision in applied) for m in scripts.by_app.get(label, [])]
         for label in labels
     }
+
+
+def unknown_revisions(*, database: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """Revisions the version table of ``database`` records but no script defines.
+
+    A branch switch or a deleted file leaves them behind; planning refuses
+    until ``migrate(app_label, migration, fake=True)`` records the real state.
+    """
+    return executor.load_scripts().unknown(state.read_heads(database))
 
 
 @dataclass(frozen=True)

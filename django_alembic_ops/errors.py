@@ -35,6 +35,10 @@ class ScriptError(OpsError):
     """A migration script that cannot be loaded, or a broken revision graph."""
 
 
+class UnknownRecordedRevision(OpsError):
+    """The version table records a revision that no script defines (a branch switch)."""
+
+
 class DjangoDependencyNotApplied(OpsError):
     """A ``django_dependencies`` entry whose Django migration is not applied."""
 

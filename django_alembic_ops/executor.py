@@ -20,11 +20,17 @@ from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from . import discovery, naming
 from . import scripts as scripts_module
-from .errors import DjangoDependencyNotApplied, NoOpsMigrations, ScriptError, UnknownMigration
+from .errors import (
+    DjangoDependencyNotApplied,
+    NoOpsMigrations,
+    ScriptError,
+    UnknownMigration,
+    UnknownRecordedRevision,
+)
 from .lock import migration_lock
 from .runner import Progress, Step, run
 from .scripts import OpsScripts
-from .state import ensure_connection, read_heads
+from .state import ensure_connection, forget_revisions, read_heads
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,32 @@ def load_scripts(target: Target | None = None) -> OpsScripts:
     return scripts
 
 
+def check_recorded(alias: str, scripts: OpsScripts, heads: Sequence[str]) -> None:
+    """Refuse to plan from recorded ``heads`` that a script is missing for.
+
+    After a branch switch the version table may hold a revision whose file is
+    not there: nothing can be planned from it, nor said about what it needed.
+    The way out is to record the real state (:func:`migrate` with ``fake``).
+    """
+    unknown = scripts.unknown(heads)
+    if not unknown:
+        return
+    revisions = ", ".join(f"'{revision}'" for revision in unknown)
+    noun = "revision" if len(unknown) == 1 else "revisions"
+    database = "" if alias == DEFAULT_DB_ALIAS else f" --database {alias}"
+    raise UnknownRecordedRevision(
+        f"Database '{alias}' records ops {noun} {revisions}, which no script defines "
+        "(a branch switch or a deleted file?). Record the state the database is really in "
+        f"with 'python manage.py opsmigrate <app_label> <migration> --fake{database}'."
+    )
+
+
 def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) -> list[Step]:
-    """The ordered steps that take the database from ``heads`` to ``target``."""
+    """The ordered steps that take the database from ``heads`` to ``target``.
+
+    :raises UnknownRecordedRevision: ``heads`` holds a revision no script defines.
+    """
+    check_recorded(alias, scripts, heads)
     directory = scripts.directory
     current = tuple(heads)
     allowed = allowed_apps(alias, scripts)
@@ -200,19 +230,36 @@ def migrate(
     progress: Progress | None = None,
     on_wait: Callable[[], None] | None = None,
     on_plan: Callable[[list[Step]], None] | None = None,
+    on_forget: Callable[[list[str]], None] | None = None,
 ) -> list[Step]:
     """Take ``database`` to ``target``; return the steps that ran.
 
     The lock is held from before the version table is read until the last
     step is committed, so concurrent runs each see what the other applied.
+
+    ``fake`` with an app and a migration records that migration as the app's
+    state even when the version table holds revisions no script defines
+    (Alembic's ``stamp --purge``, but other apps' heads stay): every such
+    revision is removed first — no file says which app it belonged to — and
+    reported through ``on_forget``.
     """
     scripts = load_scripts(target)
     ensure_connection(database)
     with migration_lock(database, on_wait):
         heads = read_heads(database)
+        forget: list[str] = []
+        if fake and target.app_label is not None and target.migration is not None:
+            forget = scripts.unknown(heads)
+            heads = tuple(head for head in heads if head not in forget)
         steps = plan(database, scripts, target, heads)
         if not fake:
             check_django_dependencies(database, steps)
+        if forget:
+            # Its own transaction, like each step: what is recorded after it
+            # is consistent whether or not the fake steps all get recorded.
+            forget_revisions(database, forget)
+            if on_forget is not None:
+                on_forget(forget)
         if on_plan is not None:
             on_plan(steps)
         run(database, scripts, steps, heads, fake=fake, progress=progress)

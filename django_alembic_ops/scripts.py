@@ -10,6 +10,7 @@ changes (``post_migrate`` runs after every test flush and must stay cheap).
 
 from __future__ import annotations
 
+import heapq
 import os
 import traceback
 import warnings
@@ -147,9 +148,9 @@ class OpsScripts:
             migration = OpsMigration(label, path.stem, script)
             self.by_revision[script.revision] = migration
             self.by_app[label].append(migration)
-        for migrations in self.by_app.values():
-            migrations.sort(key=lambda m: m.name)
         self._check_branches()
+        for label, migrations in self.by_app.items():
+            self.by_app[label] = _history_order(migrations)
 
     def _scripts(self) -> list[Script]:
         try:
@@ -201,14 +202,24 @@ class OpsScripts:
             )
         return heads[0] if heads else None
 
+    def unknown(self, heads: Sequence[str]) -> list[str]:
+        """The recorded ``heads`` that no script defines (a branch switch, a deleted file)."""
+        return sorted(head for head in heads if head not in self.by_revision)
+
     def applied(self, heads: Sequence[str]) -> set[str]:
-        """Revision ids applied when the version table holds ``heads``."""
-        if not heads:
+        """Revision ids applied when the version table holds ``heads``.
+
+        Heads no script defines are left out (see :meth:`unknown`): what they
+        needed cannot be known, so only the known heads answer. Planning
+        refuses such heads first (:func:`.executor.check_recorded`).
+        """
+        known = tuple(head for head in heads if head in self.by_revision)
+        if not known:
             return set()
         return {
             script.revision
             for script in self.directory.revision_map.iterate_revisions(
-                tuple(heads), "base", inclusive=True
+                known, "base", inclusive=True
             )
             if script is not None
         }
@@ -217,6 +228,31 @@ class OpsScripts:
         """Every migration, in the order ``opsmigrate`` applies them from empty."""
         steps = self.directory._upgrade_revs("heads", ())  # type: ignore[arg-type]
         return [self.by_revision[step.revision.revision] for step in steps]
+
+
+def _history_order(migrations: Sequence[OpsMigration]) -> list[OpsMigration]:
+    """``migrations`` of one app, parents before children, whatever the file names.
+
+    Hex revision ids name files in no particular order, so the names only break
+    ties (between the sibling branches of a fork), which keeps the order the
+    same on every run.
+    """
+    waiting = {m.revision: len(m.script._versioned_down_revisions) for m in migrations}
+    children: dict[str, list[OpsMigration]] = {m.revision: [] for m in migrations}
+    for migration in migrations:
+        for down in migration.script._versioned_down_revisions:
+            children[down].append(migration)
+    ready = [(m.name, m.revision, m) for m in migrations if not waiting[m.revision]]
+    heapq.heapify(ready)
+    ordered: list[OpsMigration] = []
+    while ready:
+        _, _, migration = heapq.heappop(ready)
+        ordered.append(migration)
+        for child in children[migration.revision]:
+            waiting[child.revision] -= 1
+            if not waiting[child.revision]:
+                heapq.heappush(ready, (child.name, child.revision, child))
+    return ordered
 
 
 _cache: dict[tuple[Any, ...], tuple[tuple[Any, ...], OpsScripts]] = {}

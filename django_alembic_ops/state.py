@@ -12,9 +12,10 @@ SQL needs without importing the backend).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 
 from . import conf, discovery, headers
 from .errors import DatabaseUnavailable
@@ -74,6 +75,25 @@ def read_heads(alias: str) -> tuple[str, ...]:
             return ()
         cursor.execute(f"SELECT version_num FROM {connection.ops.quote_name(table)}")
         return tuple(sorted(row[0] for row in cursor.fetchall()))
+
+
+def forget_revisions(alias: str, revisions: Sequence[str]) -> None:
+    """Delete ``revisions`` from the version table, in one transaction.
+
+    For revisions no script defines (see :func:`.executor.migrate` with
+    ``fake``). Alembic's stamp resolves the current heads to scripts first, and
+    its ``purge`` empties the whole table (every app's heads), so the rows go
+    through Django's cursor, as :func:`read_heads` reads them.
+    """
+    if not revisions:
+        return
+    connection = connections[alias]
+    table = connection.ops.quote_name(conf.get().VERSION_TABLE)
+    placeholders = ", ".join(["%s"] * len(revisions))
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE version_num IN ({placeholders})", list(revisions)
+        )
 
 
 def _table_exists(connection: Any, cursor: Any, table: str) -> bool:

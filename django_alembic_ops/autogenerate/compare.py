@@ -127,10 +127,13 @@ def claimed_tables(app_label: str) -> set[str]:
 
 def _check_head(app_label: str, alias: str, context: MigrationContext) -> None:
     scripts = executor.load_scripts()
+    recorded = context.get_current_heads()
+    # A revision without its script: what the database holds cannot be told.
+    executor.check_recorded(alias, scripts, recorded)
     if app_label not in scripts.by_app:
         return
     head = scripts.app_head(app_label)
-    if head is not None and head.revision not in scripts.applied(context.get_current_heads()):
+    if head is not None and head.revision not in scripts.applied(recorded):
         raise DatabaseNotAtHead(
             f"Database '{alias}' is not at the head of app '{app_label}''s ops migrations; "
             f"run 'python manage.py opsmigrate {app_label} --database {alias}' first."

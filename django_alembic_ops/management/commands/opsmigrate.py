@@ -9,7 +9,7 @@ from django.core.management.base import CommandParser
 
 from ... import state
 from ...discovery import ops_apps
-from ...report import RunReporter
+from ...report import RunReporter, print_plan
 from ..base import OpsCommand
 
 if TYPE_CHECKING:
@@ -81,6 +81,22 @@ class Command(OpsCommand):
             target = api.resolve(app_label, name) if app_label and name else None
             self._print_operations(labels, app_label, target.name if target else name)
         reporter = RunReporter(self.stdout, self.style, self.verbosity)
+        forgotten: list[str] = []
+
+        def on_forget(revisions: list[str]) -> None:
+            forgotten.extend(revisions)
+            if self.verbosity >= 1:
+                self.stdout.write(self.style.MIGRATE_HEADING("Running ops migrations:"))
+                for revision in revisions:
+                    self.stdout.write(
+                        f"  Removing unknown recorded revision {revision}..."
+                        + self.style.SUCCESS(" OK")
+                    )
+
+        def on_plan(steps: list[Step]) -> None:
+            if not forgotten:  # otherwise the heading is out already
+                reporter.running(steps)
+
         try:
             api.migrate(
                 app_label,
@@ -89,7 +105,8 @@ class Command(OpsCommand):
                 fake=options["fake"],
                 progress=reporter.progress,
                 on_wait=lambda: reporter.waiting(database),
-                on_plan=reporter.running,
+                on_plan=on_plan,
+                on_forget=on_forget,
             )
         finally:
             reporter.end_line()
@@ -114,9 +131,4 @@ class Command(OpsCommand):
             )
 
     def _print_plan(self, steps: list[Step]) -> None:
-        self.stdout.write(self.style.MIGRATE_HEADING("Planned operations:"))
-        if not steps:
-            self.stdout.write("  No planned ops migration operations.")
-        for step in steps:
-            verb = "Apply" if step.forward else "Unapply"
-            self.stdout.write(f"  {verb} {step.migration.full_name}")
+        print_plan(self.stdout, self.style, steps)

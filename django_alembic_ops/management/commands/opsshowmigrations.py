@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ... import api
+from ... import api, conf
 from ..base import OpsCommand
 
 
@@ -26,9 +26,12 @@ class Command(OpsCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         labels = options["app_label"]
         database = options["database"]
+        # A recorded revision with no script (a branch switch) is shown, not a
+        # crash; whatever the labels asked for, as no file says whose it is.
+        unknown = api.unknown_revisions(database=database)
         if options["plan"]:
             entries = api.showplan(labels, database=database)
-            if not entries:
+            if not entries and not unknown:
                 self.stdout.write("(no ops migrations)", self.style.ERROR)
             for entry in entries:
                 mark = "[X]" if entry.applied else "[ ]"
@@ -36,6 +39,8 @@ class Command(OpsCommand):
                 if options["verbosity"] >= 2 and entry.depends_on:
                     line += f" ... (depends on {', '.join(entry.depends_on)})"
                 self.stdout.write(line)
+            for revision in unknown:
+                self.stdout.write(f"[?]  {self._unknown(revision)}", self.style.WARNING)
             return
         for label, migrations in api.showmigrations(labels, database=database).items():
             self.stdout.write(label, self.style.MIGRATE_LABEL)
@@ -46,3 +51,11 @@ class Command(OpsCommand):
                     self.stdout.write(f" [X] {name}")
                 else:
                     self.stdout.write(f" [ ] {name}")
+        if unknown:
+            self.stdout.write("(unknown recorded revisions)", self.style.MIGRATE_LABEL)
+            for revision in unknown:
+                self.stdout.write(f" [?] {self._unknown(revision)}", self.style.WARNING)
+
+    def _unknown(self, revision: str) -> str:
+        table = conf.get().VERSION_TABLE
+        return f"{revision} (recorded in {table}, no script: a branch switch or a deleted file?)"
