@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from django_alembic_ops import conf
 
@@ -143,9 +144,8 @@ def test_fake_records_the_state_and_forgets_the_unknown_revision(
     ]
 
 
-def test_fake_when_the_target_is_already_recorded(project: Project, alias: str) -> None:
-    # shop's 0002 lived on another branch; 0001 is still a recorded head's ancestor
-    # only through s2, and o1 of orders stays.
+def test_fake_after_several_deleted_files(project: Project, alias: str) -> None:
+    # Only the last recorded revision is a head: the one to remove.
     project.app("shop")
     project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
     second = project.script("shop", "0002_b", revision="s2", down="s1", **one_table("shop_b"))
@@ -153,9 +153,11 @@ def test_fake_when_the_target_is_already_recorded(project: Project, alias: str) 
     run("opsmigrate", database=alias)
     third.unlink()
     second.unlink()
+    assert "revision 's3'" in run_error("opsmigrate", database=alias)
     out = run("opsmigrate", "shop", "0001_initial", "--fake", database=alias)
     assert "  Removing unknown recorded revision s3... OK" in out
     assert recorded(alias) == ["s1"]
+    assert "No ops migrations to apply." in run("opsmigrate", database=alias)
 
 
 def test_fake_zero_forgets_the_unknown_revision(switched: Path, alias: str) -> None:
@@ -173,15 +175,12 @@ def test_fake_zero_forgets_the_unknown_revision(switched: Path, alias: str) -> N
     ]
 
 
-def test_fake_forgets_every_unknown_revision(switched: Path, project: Project, alias: str) -> None:
+def test_fake_forgets_every_unknown_revision(switched: Path, alias: str) -> None:
     # No file says which app a revision belonged to: all unknown ones go, and
     # every other app's recorded heads stay.
     table = conf.get().VERSION_TABLE
-    query_sql = f"INSERT INTO {table} (version_num) VALUES (%s)"
-    from django.db import connections
-
     with connections[alias].cursor() as cursor:
-        cursor.execute(query_sql, ["deadbeef0001"])
+        cursor.execute(f"INSERT INTO {table} (version_num) VALUES (%s)", ["deadbeef0001"])
     message = run_error("opsmigrate", database=alias)
     assert message.startswith(
         f"Database '{alias}' records ops revisions 'deadbeef0001', 's2', which no script defines "
