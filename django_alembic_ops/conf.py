@@ -18,6 +18,7 @@ DEFAULTS: dict[str, tuple[Any, type | tuple[type, ...]]] = {
     "VERSION_TABLE": ("alembic_ops_version", str),
     "TRANSACTION_PER_MIGRATION": (True, bool),
     "RUN_WITH_MIGRATE": (True, bool),
+    "EXTEND_MIGRATE": (True, bool),
     "LOCK_TIMEOUT": (300, (int, float)),
 }
 
@@ -30,6 +31,7 @@ class OpsSettings:
     VERSION_TABLE: str
     TRANSACTION_PER_MIGRATION: bool
     RUN_WITH_MIGRATE: bool
+    EXTEND_MIGRATE: bool
     LOCK_TIMEOUT: float
 
 

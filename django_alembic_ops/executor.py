@@ -181,8 +181,22 @@ def _heads_after(
     return tuple(sorted(applied - parents))
 
 
-def check_django_dependencies(alias: str, steps: Sequence[Step]) -> None:
-    """Refuse to start when a step needs a Django migration that is not applied."""
+def check_django_dependencies(
+    alias: str, steps: Sequence[Step], *, unapplied_ok: bool = False
+) -> dict[str, list[tuple[str, str]]]:
+    """Refuse to start when a step needs a Django migration that is not applied.
+
+    Applied means what Django's :class:`~django.db.migrations.loader.MigrationLoader`
+    says, which knows squashed migrations: a squashed migration's name and the
+    names it replaces count as applied together (while ``migrate`` runs, Django
+    records only the replaced names; the squashed one comes at its end).
+
+    An entry naming no installed app or no existing Django migration is always
+    refused: such an ops migration can never be placed. With ``unapplied_ok``
+    (a partial ``migrate app 0001`` may legitimately leave dependencies
+    unapplied), the steps whose dependencies exist but are not applied yet are
+    returned instead, as ``{revision: [(app_label, name), ...]}``.
+    """
     needed = [
         (step, dependency)
         for step in steps
@@ -190,36 +204,37 @@ def check_django_dependencies(alias: str, steps: Sequence[Step]) -> None:
         for dependency in step.migration.django_dependencies
     ]
     if not needed:
-        return
+        return {}
     # Imported here: most runs (and every --sql run) need no Django migrations.
     from django.db.migrations.loader import MigrationLoader
-    from django.db.migrations.recorder import MigrationRecorder
 
-    applied = MigrationRecorder(connections[alias]).applied_migrations()
-    missing = [(step, dep) for step, dep in needed if dep not in applied]
-    if not missing:
-        return
-    loader = MigrationLoader(None, ignore_no_migrations=True)
-    for step, (app_label, name) in missing:
+    loader = MigrationLoader(connections[alias], ignore_no_migrations=True)
+    applied = loader.applied_migrations
+    replaced = {key for migration in loader.replacements.values() for key in migration.replaces}
+    unapplied: dict[str, list[tuple[str, str]]] = {}
+    for step, (app_label, name) in needed:
         where = f"Ops migration {step.migration.full_name} depends on Django migration"
         if app_label not in django_apps.app_configs:
             raise DjangoDependencyNotApplied(
                 f"{where} {app_label}.{name}, but no installed app has the label "
                 f"'{app_label}'. Fix django_dependencies in {step.migration.name}.py."
             )
-        if app_label not in loader.migrated_apps:
-            # No migrations for this app (e.g. pytest --nomigrations): its
-            # tables come from syncdb, which has already run.
+        if app_label not in loader.migrated_apps or (app_label, name) in applied:
+            # An app without migrations (TEST["MIGRATE"] = False, pytest
+            # --nomigrations) has its tables from syncdb, which has run.
             continue
-        if (app_label, name) not in loader.disk_migrations:
+        if (app_label, name) not in loader.disk_migrations and (app_label, name) not in replaced:
             raise DjangoDependencyNotApplied(
                 f"{where} {app_label}.{name}, which does not exist. "
                 f"Fix django_dependencies in {step.migration.name}.py."
             )
-        raise DjangoDependencyNotApplied(
-            f"{where} {app_label}.{name}, which is not applied on database '{alias}'. "
-            f"Run 'python manage.py migrate {app_label} {name}' first."
-        )
+        if not unapplied_ok:
+            raise DjangoDependencyNotApplied(
+                f"{where} {app_label}.{name}, which is not applied on database '{alias}'. "
+                f"Run 'python manage.py migrate {app_label} {name}' first."
+            )
+        unapplied.setdefault(step.migration.revision, []).append((app_label, name))
+    return unapplied
 
 
 def migrate(

@@ -1,4 +1,4 @@
-"""How a run looks on the terminal, shared by ``opsmigrate`` and ``migrate``.
+"""How a run and a plan look on the terminal, shared by ``opsmigrate`` and ``migrate``.
 
 Django's ``migrate`` prints ``  Applying app.0001_x... OK`` (timings at
 ``-v 2``); both entry points print ops migrations the same way, through this
@@ -15,6 +15,22 @@ from django.core.management.color import Style
 if TYPE_CHECKING:
     from .runner import Step
     from .scripts import OpsMigration
+
+
+def print_plan(
+    stdout: OutputWrapper,
+    style: Style,
+    steps: list[Step],
+    *,
+    heading: str = "Planned operations:",
+) -> None:
+    """The ``--plan`` listing: a heading, then ``  Apply app.0002_name`` per step."""
+    stdout.write(style.MIGRATE_HEADING(heading))
+    if not steps:
+        stdout.write("  No planned ops migration operations.")
+    for step in steps:
+        verb = "Apply" if step.forward else "Unapply"
+        stdout.write(f"  {verb} {step.migration.full_name}")
 
 
 class RunReporter:
