@@ -109,9 +109,10 @@ def test_planning_commands_refuse_in_one_line(
     assert {"shop_a", "shop_b", "orders_a"} <= table_names(alias)
 
 
-def test_migrate_refuses_in_one_line(switched: Path, alias: str) -> None:
-    # Django's migrate runs ops migrations through post_migrate.
-    assert run_error("migrate", database=alias) == refusal(alias)
+@pytest.mark.parametrize("args", [(), ("--check",), ("--plan",), ("--fake",)], ids=str)
+def test_migrate_refuses_in_one_line(switched: Path, alias: str, args: tuple[str, ...]) -> None:
+    # Django's migrate runs ops migrations (through post_migrate) and its flags see them.
+    assert run_error("migrate", *args, database=alias, verbosity=0) == refusal(alias)
     assert recorded(alias) == ["o1", "s2"]
 
 
