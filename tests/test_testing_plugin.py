@@ -359,6 +359,20 @@ def test_failing_stairway_says_which_migration_and_what(tmp_path: Path) -> None:
     assert "testing.py:" not in result.stdout
 
 
+def test_failing_check_is_one_failure(project_on: Path) -> None:
+    """No ERROR at teardown: the stairway puts the database back at the heads, so
+    the flush after the test (which applies pending ops migrations) has nothing to do."""
+    (project_on / "shop/migrations_ops/0004_note.py").write_text(BAD_0004)
+    (project_on / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    result = pytest_in(project_on, "--ops-checks", "test_nothing.py")
+    output = result.stdout + result.stderr
+    # The stairway of billing runs after shop's, on the same database: it passes.
+    assert counts(result) == {"failed": 1, "passed": 6, "skipped": 2}, output
+    assert re.findall(r"^(?:FAILED|ERROR) \S+", result.stdout, re.MULTILINE) == [
+        "FAILED django_alembic_ops::test_ops_stairway[shop]"
+    ], output
+
+
 def test_manage_py_test_parallel_keepdb(tmp_path: Path) -> None:
     root = make_project(tmp_path, SQLITE_FILE)
     for _ in range(2):
@@ -396,6 +410,15 @@ def pg_project(tmp_path: Path, pg_alias: str) -> Iterator[Path]:
         yield make_project(tmp_path, repr(databases))
     finally:
         drop_databases(f"test_{name}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def project_on(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The project on SQLite (in memory), then on PostgreSQL."""
+    if request.param == "sqlite":
+        return make_project(tmp_path, SQLITE_MEMORY)
+    project: Path = request.getfixturevalue("pg_project")
+    return project
 
 
 def test_postgresql_pytest(pg_project: Path) -> None:
