@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from django.test.utils import override_settings
 
-from .conftest import Project, inspect_db, run, table_names
+from django_alembic_ops import bridge
+
+from .conftest import Project, inspect_db, query, run, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -269,3 +274,44 @@ def test_two_apps_without_branch_labels(project: Project, alias: str) -> None:
     assert not any(name.startswith("billing_") for name in table_names(alias))
     assert "legacy_t006" in table_names(alias)
     assert [applied for _, applied in listed("billing", alias)] == [False] * 6
+
+
+# -- taking over a database plain Alembic migrated ------------------------------
+
+PLAIN_ENV = """
+from alembic import context
+
+# Alembic's cookbook recipe for a connection passed in: here the test database's.
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, transaction_per_migration=True)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+
+
+def test_takes_over_a_database_plain_alembic_migrated(project: Project, alias: str) -> None:
+    history = generate("legacy", 8)
+    folder = project.root / "plain_alembic"
+    (folder / "versions").mkdir(parents=True)
+    (folder / "env.py").write_text(PLAIN_ENV)
+    for script in history:
+        (folder / "versions" / f"{script.name}.py").write_text(script.source())
+    config = Config()
+    config.set_main_option("script_location", str(folder))
+    with bridge.sqlalchemy_connection(alias) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, history[5].revision)
+    assert query(alias, "SELECT version_num FROM alembic_version") == [(history[5].revision,)]
+
+    # The same files, unchanged, in an app; ops reads Alembic's version table.
+    project.app("legacy")
+    write(project, "legacy", history)
+    with override_settings(ALEMBIC_OPS={"VERSION_TABLE": "alembic_version"}):
+        assert listed("legacy", alias) == [(s.name, i <= 5) for i, s in enumerate(history)]
+        out = run("opsmigrate", database=alias)
+        assert [line for line in out.splitlines() if line.startswith("  Applying")] == [
+            f"  Applying legacy.{script.name}... OK" for script in history[6:]
+        ]
+    assert query(alias, "SELECT version_num FROM alembic_version") == [(history[-1].revision,)]
+    assert "alembic_ops_version" not in table_names(alias)
+    assert {s.table for s in history if s.table} <= table_names(alias)
