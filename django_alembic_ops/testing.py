@@ -332,6 +332,7 @@ def _back_to_heads(database: str) -> Iterator[None]:
 
 
 def _recover_heads(database: str, start: Schema | None) -> None:
+    """Apply what is pending; failing that, record it when the schema is ``start`` again."""
     try:
         api.migrate(database=database)
     except OpsError:
