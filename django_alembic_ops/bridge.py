@@ -17,6 +17,7 @@ only (see :mod:`django_alembic_ops.runner`).
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,7 @@ VENDOR_DIALECTS = {
 
 _BORROWED_SUFFIX = "django_borrowed"
 _engines: dict[tuple[str, str], Engine] = {}
+_engines_lock = threading.Lock()
 
 
 def _noop(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -85,7 +87,14 @@ def _engine_for(alias: str) -> Engine:
     driver = _driver_for(connection.vendor)
     key = (alias, driver)
     engine = _engines.get(key)
-    if engine is None:
+    if engine is not None:
+        return engine
+    # One engine per alias for every thread: its connections are looked up in
+    # Django's (per-thread) connections at checkout.
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is not None:
+            return engine
         base_url = sa.engine.make_url(f"{driver}://")
         base_dialect = base_url.get_dialect()
         name = f"{driver.replace('+', '_')}_{_BORROWED_SUFFIX}"
@@ -111,7 +120,7 @@ def _engine_for(alias: str) -> Engine:
             **kwargs,
         )
         _engines[key] = engine
-    return engine
+        return engine
 
 
 @contextmanager

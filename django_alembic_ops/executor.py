@@ -30,7 +30,7 @@ from .errors import (
 from .lock import migration_lock
 from .runner import Progress, Step, run
 from .scripts import OpsScripts
-from .state import ensure_connection, forget_revisions, read_heads
+from .state import forget_revisions, read_heads
 
 
 @dataclass(frozen=True)
@@ -259,8 +259,7 @@ def migrate(
     reported through ``on_forget``.
     """
     scripts = load_scripts(target)
-    ensure_connection(database)
-    with migration_lock(database, on_wait):
+    with migration_lock(database, on_wait):  # connects, with a one-line error
         heads = read_heads(database)
         forget: list[str] = []
         if fake and target.app_label is not None and target.migration is not None:
@@ -298,7 +297,6 @@ def unapply(
     found = naming.resolve(scripts, app_label, migration)
     if found is None:
         raise UnknownMigration("'zero' is not a migration; name one, e.g. 0001.")
-    ensure_connection(database)
     with migration_lock(database):
         heads = read_heads(database)
         if found.revision not in heads:

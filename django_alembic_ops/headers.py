@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,8 @@ def _folder_headers(folder: Path) -> list[Header]:
     if changed:
         try:
             cache_path.parent.mkdir(exist_ok=True)
-            temporary = cache_path.with_suffix(f".{os.getpid()}.tmp")
+            # Per process and thread: two writers never share a temporary file.
+            temporary = cache_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             temporary.write_text(json.dumps({"version": _CACHE_VERSION, "files": files}))
             os.replace(temporary, cache_path)
         except OSError:

@@ -38,7 +38,7 @@ from alembic.util import CommandError as AlembicCommandError
 from django.db import connections, transaction
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf, heap, sqlite_impl, state
+from . import bridge, conf, heap, proxies, sqlite_impl, state
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -269,8 +269,9 @@ def _environment(
     as_sql: bool = False,
     starting_rev: Any = None,
 ) -> EnvironmentContext:
-    # No alembic.ini, no env.py: the configuration is Django's.
-    return EnvironmentContext(
+    # No alembic.ini, no env.py: the configuration is Django's. Thread-local
+    # proxies: the API may run on several aliases at once.
+    return proxies.ThreadLocalEnvironmentContext(
         Config(),
         scripts.directory,
         fn=steps_fn,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import threading
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
@@ -256,6 +257,7 @@ def _history_order(migrations: Sequence[OpsMigration]) -> list[OpsMigration]:
 
 
 _cache: dict[tuple[Any, ...], tuple[tuple[Any, ...], OpsScripts]] = {}
+_build_lock = threading.Lock()
 
 
 def _signature(apps: Sequence[OpsApp]) -> tuple[Any, ...]:
@@ -282,8 +284,15 @@ def load(apps: Sequence[OpsApp] | None = None) -> OpsScripts:
     cached = _cache.get(key)
     if cached is not None and cached[0] == signature:
         return cached[1]
-    with heap.long_lived_objects_frozen():
-        scripts = OpsScripts(apps)
-    _cache.clear()
-    _cache[key] = (signature, scripts)
+    # One thread builds, the others wait for its result: loading switches
+    # warnings to errors with catch_warnings(), which is process-wide — two
+    # loads at once could leave that filter on for good.
+    with _build_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        with heap.long_lived_objects_frozen():
+            scripts = OpsScripts(apps)
+        _cache.clear()
+        _cache[key] = (signature, scripts)
     return scripts
