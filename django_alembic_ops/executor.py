@@ -256,13 +256,18 @@ def migrate(
     state even when the version table holds revisions no script defines
     (Alembic's ``stamp --purge``, but other apps' heads stay): every such
     revision is removed first — no file says which app it belonged to — and
-    reported through ``on_forget``.
+    reported through ``on_forget``; not on a database where the routers keep
+    that app off.
     """
     scripts = load_scripts(target)
     with migration_lock(database, on_wait):  # connects, with a one-line error
         heads = read_heads(database)
         forget: list[str] = []
-        if fake and target.app_label is not None and target.migration is not None:
+        if (
+            fake
+            and target.migration is not None
+            and target.app_label in allowed_apps(database, scripts)
+        ):
             forget = scripts.unknown(heads)
             heads = tuple(head for head in heads if head not in forget)
         steps = plan(database, scripts, target, heads)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connections
+from django.test.utils import override_settings
 
 from django_alembic_ops import conf
 
@@ -201,4 +202,17 @@ def test_fake_needs_a_migration_name(switched: Path, alias: str) -> None:
 
 def test_without_fake_a_target_is_refused(switched: Path, alias: str) -> None:
     assert run_error("opsmigrate", "shop", "0001", database=alias) == refusal(alias)
+    assert recorded(alias) == ["o1", "s2"]
+
+
+class _OrdersElsewhere:
+    def allow_migrate(self, db: str, app_label: str, **hints: object) -> bool | None:
+        return False if app_label == "orders" else None
+
+
+def test_fake_of_an_app_kept_off_the_database_removes_nothing(switched: Path, alias: str) -> None:
+    # Nothing of 'orders' is recorded here, so its --fake cannot speak for the table.
+    with override_settings(DATABASE_ROUTERS=[_OrdersElsewhere()]):
+        message = run_error("opsmigrate", "orders", "0001", "--fake", database=alias)
+    assert message == refusal(alias)
     assert recorded(alias) == ["o1", "s2"]
