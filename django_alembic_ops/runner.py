@@ -18,7 +18,14 @@ transaction to Django:
 - ``op.get_context().autocommit_block()`` leaves the ``atomic()`` block and
   runs in Django's autocommit mode, so Django's view of the connection stays
   right (Alembic's own version flips the DBAPI isolation level behind
-  Django's back).
+  Django's back);
+- ``op.get_bind().commit()`` commits what the migration ran so far and opens
+  a new ``atomic()`` block for the rest, as it does in plain Alembic (the
+  borrowed dialect's own commit does nothing);
+- a failure after either of those two says "not rolled back" and names the
+  statements that had committed;
+- the session settings a script changes (``SET statement_timeout``, ``SET
+  ROLE``, ...) are put back after the run (:mod:`.session`).
 """
 
 from __future__ import annotations
@@ -36,9 +43,10 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.util import CommandError as AlembicCommandError
 from django.db import connections, transaction
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf, heap, proxies, sqlite_impl, state
+from . import bridge, conf, heap, proxies, session, sqlite_impl, state
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -104,6 +112,56 @@ def _foreign_keys_enforced(connection: Any) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA foreign_keys")
         return bool(cursor.fetchone()[0])
+
+
+_READS = ("SELECT", "PRAGMA", "SHOW", "EXPLAIN")
+_NAMED = 10  # statements named in a failure message
+_STATEMENT_CHARS = 100
+
+
+class _Writes:
+    """The statements of the running migration that change something.
+
+    Split into those still in the open transaction and those that committed
+    (by ``op.get_bind().commit()``, or in or before an ``autocommit_block()``),
+    so that a failure says truthfully what stayed. Only the first few are kept:
+    a data migration may run millions.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.pending_count = 0
+        self.committed: list[str] = []
+        self.committed_count = 0
+
+    def executed(self, statement: str, *, committed: bool) -> None:
+        if statement.lstrip()[:8].upper().startswith(_READS):
+            return  # e.g. reflection before a batch operation
+        if committed:
+            self._add_committed([statement], 1)
+        else:
+            if len(self.pending) < _NAMED:
+                self.pending.append(statement)
+            self.pending_count += 1
+
+    def commit(self) -> None:
+        self._add_committed(self.pending, self.pending_count)
+        self.pending, self.pending_count = [], 0
+
+    def _add_committed(self, statements: list[str], count: int) -> None:
+        self.committed += statements[: _NAMED - len(self.committed)]
+        self.committed_count += count
+
+    def describe_committed(self) -> str:
+        """``CREATE TABLE a (...); ...`` on one line."""
+        shown = []
+        for statement in self.committed:
+            text = " ".join(statement.split())
+            if len(text) > _STATEMENT_CHARS:
+                text = text[: _STATEMENT_CHARS - 3] + "..."
+            shown.append(text)
+        more = self.committed_count - len(shown)
+        return "; ".join(shown) + (f"; and {more} more" if more else "")
 
 
 class _Scope:
@@ -181,6 +239,57 @@ class DjangoMigrationContext(MigrationContext):
     ops_current: tuple[Step, float] | None
     ops_progress: Progress | None
     ops_fake: bool
+    ops_writes: _Writes
+    ops_autocommit: bool  # inside autocommit_block(): each statement commits
+
+    def ops_setup(self, progress: Progress | None, fake: bool) -> None:
+        """Set up what the subclass adds (Alembic built the object as its own class)."""
+        self.ops_scopes = []
+        self.ops_current = None
+        self.ops_progress = progress
+        self.ops_fake = fake
+        self.ops_writes = _Writes()
+        self.ops_autocommit = False
+        assert self.connection is not None
+        event.listen(self.connection, "before_cursor_execute", self._statement_executed)
+        event.listen(self.connection, "commit", self._commit_requested)
+
+    def _statement_executed(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.ops_current is not None:
+            self.ops_writes.executed(statement, committed=self.ops_autocommit)
+
+    def _open_scopes(self) -> list[_Scope]:
+        return [scope for scope in self.ops_scopes if scope._atomic is not None]
+
+    def _leave_transaction(self, what: str) -> list[_Scope]:
+        """Commit the open scopes (innermost first); return them, to reopen.
+
+        Refused, before anything is committed, inside an ``atomic()`` block
+        that is not ours: leaving ours would only release a savepoint.
+        """
+        scopes = self._open_scopes()
+        if len(connections[self.opts["django_alias"]].atomic_blocks) > len(scopes):
+            raise TransactionError(
+                f"{what} cannot run inside an enclosing atomic() block; run the migration "
+                "outside atomic() (from RunOpsMigrations: set atomic = False on its Django "
+                "migration)."
+            )
+        for scope in reversed(scopes):
+            scope.close(None)
+        self.ops_writes.commit()
+        return scopes
+
+    def _commit_requested(self, conn: Any) -> None:
+        """``op.get_bind().commit()``: commit so far, go on in a new transaction.
+
+        SQLAlchemy's own commit reaches only the borrowed dialect, whose
+        ``do_commit`` does nothing: Django's ``atomic()`` owns the transaction.
+        """
+        if self.ops_autocommit or not self._open_scopes():
+            return
+        scopes = self._leave_transaction("op.get_bind().commit()")
+        for scope in scopes:
+            scope.open()
 
     def begin_transaction(self, _per_migration: bool = False) -> Any:
         if self.as_sql:
@@ -197,19 +306,12 @@ class DjangoMigrationContext(MigrationContext):
             with super().autocommit_block():
                 yield
             return
-        scopes = [scope for scope in self.ops_scopes if scope._atomic is not None]
-        for scope in reversed(scopes):
-            scope.close(None)
-        alias = self.opts["django_alias"]
-        if connections[alias].in_atomic_block:
-            raise TransactionError(
-                "op.get_context().autocommit_block() cannot run inside an enclosing atomic() "
-                "block; run the migration outside atomic() (from RunOpsMigrations: set "
-                "atomic = False on its Django migration)."
-            )
+        scopes = self._leave_transaction("op.get_context().autocommit_block()")
+        self.ops_autocommit = True
         try:
             yield
         finally:
+            self.ops_autocommit = False
             for scope in scopes:
                 scope.open()
 
@@ -221,12 +323,20 @@ class DjangoMigrationContext(MigrationContext):
             return MigrationFailed(describe_error(exc))
         step, _ = current
         verb = "Applying" if step.forward else "Unapplying"
+        writes = self.ops_writes
+        if writes.committed_count:
+            return MigrationFailed(
+                f"{verb} {step.migration.full_name} failed and was not rolled back: "
+                f"{describe_error(exc)}; these statements had committed: "
+                f"{writes.describe_committed()}"
+            )
         return MigrationFailed(
             f"{verb} {step.migration.full_name} failed and was rolled back: {describe_error(exc)}"
         )
 
     def step_started(self, step: Step) -> None:
         self.ops_current = (step, time.perf_counter())
+        self.ops_writes = _Writes()
         if self.ops_progress:
             event = "apply_start" if step.forward else "unapply_start"
             self.ops_progress(event, step.migration, self.ops_fake, None)
@@ -316,18 +426,17 @@ def run(
         return [_instrument(context, step, fake) for step in steps]
 
     env = _environment(scripts, steps_fn)
-    with bridge.sqlalchemy_connection(alias) as sa_connection, env:
+    # A fake run executes no script: nothing can change the session.
+    settings_kept = nullcontext() if fake else session.preserved(alias)
+    with settings_kept, bridge.sqlalchemy_connection(alias) as sa_connection, env:
         env.configure(connection=sa_connection, **_configure_options(alias))
         context = env.get_context()
-        # EnvironmentContext has no hook for a MigrationContext subclass, and
-        # the subclass adds no state that __init__ would have to set up.
+        # EnvironmentContext has no hook for a MigrationContext subclass;
+        # ops_setup() sets up what the subclass adds.
         context.__class__ = DjangoMigrationContext
         assert isinstance(context, DjangoMigrationContext)
         sqlite_impl.adapt(context)
-        context.ops_scopes = []
-        context.ops_current = None
-        context.ops_progress = progress
-        context.ops_fake = fake
+        context.ops_setup(progress, fake)
         with heap.long_lived_objects_frozen(), env.begin_transaction():
             env.run_migrations()
 
@@ -362,6 +471,9 @@ def render_sql(
             env.configure(
                 dialect_name=dialect_name,
                 output_buffer=buffer,
+                # Bound values inline (IN ('a', 'b'), not a placeholder), as
+                # Alembic's own env.py template renders offline SQL.
+                literal_binds=True,
                 on_version_apply=lambda **kw: finished.append(None),
                 **_configure_options(alias),
             )
