@@ -247,18 +247,20 @@ def test_transaction_per_migration_off_rolls_back_the_run(project: Project, alia
 def test_run_leaves_the_garbage_collector_as_found(project: Project, alias: str) -> None:
     # Runs freeze the already-loaded heap for speed; the caller's GC state
     # must be the same afterwards, whether or not it had frozen objects itself.
-    # Relative counts: some interpreters (Python 3.12.1) start with frozen objects.
+    # Relative counts: some interpreters (Python 3.12.1) start with frozen
+    # objects, and a frozen object that dies during the run leaves the count.
     one_table(project)
     before = gc.get_freeze_count()
     run("opsmigrate", database=alias)
     run("opsmigrate", "--sql", database=alias)
-    assert gc.get_freeze_count() == before
+    assert gc.get_freeze_count() <= before  # nothing left frozen by the runs
     assert "ops_thing" in table_names(alias)
     gc.freeze()
     frozen = gc.get_freeze_count()
     try:
         run("opsmigrate", "shop", "zero", database=alias)
-        assert gc.get_freeze_count() == frozen  # still the caller's frozen heap, no more
+        # Still the caller's frozen heap (not unfrozen), and nothing more frozen.
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
     assert "ops_thing" not in table_names(alias)
