@@ -78,6 +78,11 @@ def run_after_migrate(sender: AppConfig, *, using: str, verbosity: int = 1, **kw
     ``migrate``; every other one runs. A dependency that can never be met
     raises ``CommandError`` before anything runs.
     """
+    if getattr(sender, "name", None) != __package__:
+        # Connected for an app registry that override_settings(INSTALLED_APPS)
+        # has replaced since: Django keys the sender by id(), which another
+        # app's config may now have. One run per migrate, never two.
+        return
     if not conf.get().RUN_WITH_MIGRATE or not discovery.ops_apps():
         return
     try:

@@ -230,3 +230,18 @@ def test_dependency_on_a_squashed_migration(project: Project, alias: str, depend
     assert "  Applying shop.0003_ops... OK" in out
     assert "shop_extra" in table_names(alias)
     assert applied(alias) == ["s1"]
+
+
+def test_receiver_runs_only_for_its_own_app_config(shop: Project, alias: str) -> None:
+    """Django keys post_migrate senders by id(): after override_settings(INSTALLED_APPS)
+    a receiver connected for an old registry can fire for another app's config."""
+    from django.apps import apps
+
+    from django_alembic_ops.integration import run_after_migrate
+
+    with override_settings(ALEMBIC_OPS={"RUN_WITH_MIGRATE": False}):
+        run("migrate", database=alias)
+    run_after_migrate(apps.get_app_config("auth"), using=alias, verbosity=0)
+    assert applied(alias) == []
+    run_after_migrate(apps.get_app_config("django_alembic_ops"), using=alias, verbosity=0)
+    assert applied(alias) == ["v1"]
