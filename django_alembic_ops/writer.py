@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,10 +17,13 @@ from pathlib import Path
 
 from alembic.util import rev_id
 
+from . import codestyle
 from .discovery import OpsApp
 from .errors import WriteError
 
-_NUMBER = re.compile(r"^(\d+)_")
+#: Django's numbering: exactly four digits, then "_". A longer run of digits
+#: is an Alembic revision id (``757731924605_create_t``), never a number.
+_NUMBER = re.compile(r"^(\d{4})_")
 _MAX_SLUG = 60
 
 TEMPLATE = '''\
@@ -30,11 +36,8 @@ Create Date: {create_date}
 
 {imports}
 
-revision = {revision_literal}
-down_revision = {down_revision}
-branch_labels = {branch_labels}
-depends_on = {depends_on}
-{django_dependencies}
+{header}
+
 
 def upgrade() -> None:
 {upgrade}
@@ -84,13 +87,15 @@ def slugify(message: str) -> str:
     return slug[:_MAX_SLUG].rstrip("_")
 
 
-def next_number(folder: Path) -> int:
-    numbers = [
-        int(match.group(1))
-        for path in (folder.iterdir() if folder.is_dir() else [])
-        if (match := _NUMBER.match(path.name))
-    ]
-    return max(numbers, default=0) + 1
+def next_number(names: Sequence[str]) -> int:
+    """The number of the script that follows ``names`` (an app's scripts, without ``.py``).
+
+    One more than the highest ``NNNN_`` prefix; when none has one (a history
+    adopted from plain Alembic, ``<revision>_<slug>``), one more than the
+    number of scripts.
+    """
+    numbers = [int(match.group(1)) for name in names if (match := _NUMBER.match(name))]
+    return max(numbers) + 1 if numbers else len(names) + 1
 
 
 def default_name(number: int) -> str:
@@ -107,6 +112,7 @@ def _indent(body: str) -> str:
 def render(
     app: OpsApp,
     *,
+    existing: Sequence[str],
     message: str | None,
     down_revision: str | tuple[str, ...] | None,
     depends_on: Sequence[str] = (),
@@ -116,8 +122,13 @@ def render(
     name: str | None = None,
     django_dependencies: Sequence[tuple[str, str]] = (),
 ) -> NewMigration:
-    """Render the next numbered script of ``app`` (nothing is written)."""
-    number = next_number(app.path)
+    """Render the next numbered script of ``app`` (nothing is written).
+
+    :param existing: the names of the app's scripts (without ``.py``), which
+        the new number follows (:func:`next_number`).
+    :param upgrade: the body of ``upgrade()``, unindented; ``downgrade`` likewise.
+    """
+    number = next_number(existing)
     slug = slugify(message or "") or slugify(name or "") or default_name(number)
     filename = f"{number:04d}_{slug}.py"
     revision = rev_id()
@@ -126,21 +137,24 @@ def render(
     if depends_on:
         deps = depends_on[0] if len(depends_on) == 1 else tuple(depends_on)
     revises = ", ".join(down_revision) if isinstance(down_revision, tuple) else down_revision
-    docstring = (message or slug.replace("_", " ")).replace('"""', "'''").replace("\\", "\\\\")
+    # On one line, as a formatter would leave it.
+    docstring = " ".join((message or slug.replace("_", " ")).split())
+    docstring = docstring.replace("\\", "\\\\").replace('"""', "'''")
+    header = codestyle.format_code(
+        f"revision = {_literal(revision)}\n"
+        f"down_revision = {_literal(down_revision)}\n"
+        f"branch_labels = {_literal((app.label,) if is_first else None)}\n"
+        f"depends_on = {_literal(deps)}\n"
+        '# Django migrations that must be applied first, e.g. [("shop", "0004_order_status")]\n'
+        f"django_dependencies: list[tuple[str, str]] = {_pairs(django_dependencies)}\n"
+    )
     source = TEMPLATE.format(
         docstring=docstring,
         revision=revision,
-        revision_literal=_literal(revision),
         revises=f" {revises}" if revises else "",
         create_date=datetime.datetime.now().isoformat(sep=" ", timespec="seconds"),
         imports=imports.strip(),
-        down_revision=_literal(down_revision),
-        branch_labels=_literal((app.label,) if is_first else None),
-        depends_on=_literal(deps),
-        django_dependencies=(
-            '# Django migrations that must be applied first, e.g. [("shop", "0004_order_status")]\n'
-            f"django_dependencies: list[tuple[str, str]] = {_pairs(django_dependencies)}\n"
-        ),
+        header=header,
         upgrade=_indent(upgrade),
         downgrade=_indent(downgrade),
     )
@@ -155,17 +169,37 @@ FORMATTERS = (
 )
 
 
+def formatter_command(tool: str) -> list[str] | None:
+    """How to run ``tool`` (``"ruff"``, ``"black"``); ``None`` when it is not installed.
+
+    First the one installed with the running interpreter, next to it: a
+    virtualenv's ``bin/`` is often not on ``PATH`` (``.venv/bin/python
+    manage.py ...``, CI in a bare environment). Then ``PATH``; then
+    ``python -m <tool>`` when only its package is importable.
+    """
+    beside = Path(sys.executable).parent / (tool + (".exe" if os.name == "nt" else ""))
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    found = shutil.which(tool)
+    if found is not None:
+        return [found]
+    if importlib.util.find_spec(tool) is not None:
+        return [sys.executable, "-m", tool]
+    return None
+
+
 def format_source(source: str, path: Path) -> str:
     """``source`` formatted by ``ruff format`` or ``black``, whichever is installed.
 
     Unchanged when neither is installed or formatting fails: a generated
-    script must never be lost to a formatter.
+    script must never be lost to a formatter (and it is laid out as ruff
+    lays code out already, see :mod:`.codestyle`).
     """
     for tool, arguments in FORMATTERS:
-        executable = shutil.which(tool)
+        executable = formatter_command(tool)
         if executable is None:
             continue
-        command = [executable, *(arg.format(path=path) for arg in arguments)]
+        command = [*executable, *(arg.format(path=path) for arg in arguments)]
         # Run from the script's folder: config is found from there, as it is
         # when the user formats the project.
         folder = next((p for p in path.parents if p.is_dir()), None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Project, run, run_error, table_names
+from .conftest import Project, one_table, run, run_error, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -140,3 +140,60 @@ def test_without_target_needs_empty(project: Project) -> None:
     message = run_error("opsmakemigration", "shop")
     assert "--empty" in message
     assert "alembic_ops_version" not in table_names("default")
+
+
+# -- numbering after an adopted Alembic history (SPEC: "Adopting an existing Alembic history")
+
+
+def hex_history(project: Project, names: list[str]) -> list[str]:
+    """Scripts named as plain Alembic names them, one after the other; their revisions."""
+    revisions = [name.split("_", 1)[0] for name in names]
+    for index, name in enumerate(names):
+        down = revisions[index - 1] if index else None
+        project.script("shop", name, revision=revisions[index], down=down, **one_table(name[-3:]))
+    return revisions
+
+
+def test_numbering_after_hex_revision_ids(project: Project, alias: str) -> None:
+    package = project.app("shop")
+    # The first id is all digits: it is not a number (today: 757731924606_add_u.py).
+    revisions = hex_history(
+        project, ["757731924605_create_t01", "ae1027a6acf0_create_t02", "3b4c5d6e7f80_create_t03"]
+    )
+    run("opsmigrate", "shop", database=alias)
+    out = run("opsmakemigration", "shop", "-m", "add u", "--empty")
+    path = package / "migrations_ops" / "0004_add_u.py"
+    assert path.is_file(), out
+    assert module_vars(path)["down_revision"] == revisions[-1]
+    # Its prefix names only it.
+    assert "Applying shop.0004_add_u... OK" in run("opsmigrate", "shop", "0004", database=alias)
+
+
+def test_numbering_without_any_digits(project: Project) -> None:
+    package = project.app("shop")
+    hex_history(project, ["abcdef012345_create_t01", "fedcba543210_create_t02"])
+    run("opsmakemigration", "shop", "--empty")
+    written = sorted(p.name for p in (package / "migrations_ops").glob("0*.py"))
+    # The count of scripts plus one (today: 0001_...); and not "initial".
+    assert len(written) == 1 and re.fullmatch(r"0003_auto_\d{8}_\d{4}\.py", written[0])
+
+
+@pytest.mark.parametrize(
+    "names, expected",
+    [
+        (["0001_x", "0002_y"], "0003_z.py"),
+        # Mixed: the highest 4-digit prefix wins; hex names do not count.
+        (["0001_x", "a1b2c3d4e5f6_y", "0002_z", "9f8e7d6c5b4a_w"], "0003_z.py"),
+        (["2024_x"], "2025_z.py"),
+        # Five digits or a digit-only revision id are not Django numbers.
+        (["12345_x", "000000000001_y"], "0003_z.py"),
+    ],
+)
+def test_numbering_rule(project: Project, names: list[str], expected: str) -> None:
+    package = project.app("shop")
+    down = None
+    for index, name in enumerate(names):
+        project.script("shop", name, revision=f"r{index}", down=down)
+        down = f"r{index}"
+    run("opsmakemigration", "shop", "-m", "z", "--empty")
+    assert (package / "migrations_ops" / expected).is_file()
