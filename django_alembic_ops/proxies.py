@@ -15,7 +15,10 @@ by dispatchers that forward to the object this thread installed through
 :class:`Proxy`, and otherwise to Alembic's own function (which reads whatever
 plain Alembic installed process-wide, so a plain ``env.py`` in the same process
 works as before). Plain attributes (``context.config``) are answered by a
-module ``__getattr__``, consulted only when plain Alembic has installed none.
+module ``__getattr__``, consulted only when plain Alembic has installed none;
+while it has none, the module's ``_proxy`` that Alembic's own functions read
+also answers per thread (for a script that imported one of those functions
+by name).
 :class:`ThreadLocalEnvironmentContext` is Alembic's ``EnvironmentContext``
 installing both of its proxies this way.
 """
@@ -89,6 +92,10 @@ class Proxy:
                     namespace[name] = self._dispatcher(name, function)
             if not getattr(namespace.get("__getattr__"), _MARK, False):
                 namespace["__getattr__"] = self._attribute_getter()
+            if namespace.get("_proxy") is None:
+                # Alembic's own functions read the module's ``_proxy``: a
+                # script that did ``from alembic.op import execute`` holds one.
+                namespace["_proxy"] = _StandIn(self)
 
     def _dispatcher(self, name: str, alembic_function: Callable[..., Any]) -> Callable[..., Any]:
         current = self.current
@@ -116,6 +123,26 @@ class Proxy:
 
         setattr(__getattr__, _MARK, True)
         return __getattr__
+
+
+class _StandIn:
+    """Alembic's process-wide ``_proxy`` while plain Alembic has none installed.
+
+    Forwards to what this thread installed; without one it fails as Alembic
+    does once its proxy is removed.
+    """
+
+    def __init__(self, proxy: Proxy) -> None:
+        self._ops_proxy = proxy
+
+    def __getattr__(self, name: str) -> Any:
+        obj = self._ops_proxy.current()
+        if obj is None:
+            raise AttributeError(
+                f"No Alembic {self._ops_proxy.cls.__name__} is active in this thread "
+                f"for '{name}'; call it from a migration's upgrade() or downgrade()."
+            )
+        return getattr(obj, name)
 
 
 #: ``from alembic import op``

@@ -35,11 +35,29 @@ MIGRATIONS = 10
 ROUNDS = 3
 
 
-def write_history(project: Project) -> None:
+# Alembic's own function, as a script that imported it by name before any run
+# holds it: it reads the module's process-wide proxy.
+CAPTURED = """
+from alembic import context
+from alembic.op import execute
+run_sql = getattr(execute, "__wrapped__", execute)
+"""
+
+LOOKED_UP = """
+from alembic import context
+
+
+def run_sql(sql):
+    op.execute(sql)
+"""
+
+
+def write_history(project: Project, *, captured: bool = True) -> None:
     """App ``thr``: a log table, then one table per migration, each logging its run.
 
-    The log shows how often each migration ran; ``context.config`` and
-    ``op.get_context()`` are what two threads overwrote in Alembic's proxies.
+    The log shows how often each migration ran; ``context.config``,
+    ``op.get_context()`` and ``run_sql`` are what two threads overwrote in
+    Alembic's proxies.
     """
     project.app("thr")
     project.script(
@@ -58,13 +76,13 @@ def write_history(project: Project) -> None:
             f"{n:04d}_t{n}",
             revision=f"thr{n:02d}",
             down=f"thr{n - 1:02d}",
-            header="from alembic import context\n",
+            header=CAPTURED if captured else LOOKED_UP,
             upgrade=f"""
                 assert context.config is not None
                 assert op.get_context() is context.get_context()
                 op.create_table("thr_t{n}", sa.Column("id", sa.Integer, primary_key=True))
                 op.create_index("ix_thr_t{n}", "thr_t{n}", ["id"])
-                op.execute("INSERT INTO thr_log (rev) VALUES ('thr{n:02d}')")
+                run_sql("INSERT INTO thr_log (rev) VALUES ('thr{n:02d}')")
             """,
             downgrade=f'op.drop_table("thr_t{n}")',
         )
@@ -205,8 +223,11 @@ def test_plain_alembic_keeps_its_process_wide_proxy(
 ) -> None:
     """``Operations.context()`` (a plain env.py in the same process) works before,
     during and after ops runs; a thread running ops migrations meanwhile uses its own.
+
+    (Not for a function imported by name from ``alembic.op`` before any run:
+    that one reads the process-wide proxy, which the plain env.py holds here.)
     """
-    write_history(project)
+    write_history(project, captured=False)
     buffer = io.StringIO()
     plain = MigrationContext.configure(
         dialect_name="sqlite", opts={"as_sql": True, "output_buffer": buffer}
