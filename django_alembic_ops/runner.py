@@ -255,6 +255,8 @@ class DjangoMigrationContext(MigrationContext):
         event.listen(self.connection, "commit", self._commit_requested)
 
     def _statement_executed(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # (On a database whose DDL commits implicitly, such a statement would
+        # count as committed here too.)
         if self.ops_current is not None:
             self.ops_writes.executed(statement, committed=self.ops_autocommit)
 
@@ -307,11 +309,11 @@ class DjangoMigrationContext(MigrationContext):
                 yield
             return
         scopes = self._leave_transaction("op.get_context().autocommit_block()")
-        self.ops_autocommit = True
+        outer, self.ops_autocommit = self.ops_autocommit, True
         try:
             yield
         finally:
-            self.ops_autocommit = False
+            self.ops_autocommit = outer
             for scope in scopes:
                 scope.open()
 
