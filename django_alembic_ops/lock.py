@@ -98,6 +98,7 @@ def _sqlite_lock(alias: str, on_wait: Callable[[], None] | None) -> Iterator[Non
     thread_lock = _thread_lock(name)
     side: sqlite3.Connection | None = None
     if not (name == ":memory:" or "mode=memory" in name):  # Django's own test
+        state.ensure_connection(alias)  # a path that cannot be opened: one line
         # isolation_level=None: we issue BEGIN EXCLUSIVE ourselves; timeout=0:
         # we poll, so we can say that we wait and give up after LOCK_TIMEOUT.
         side = sqlite3.connect(f"{name}.opslock", timeout=0, isolation_level=None)
@@ -130,9 +131,10 @@ def _sqlite_lock(alias: str, on_wait: Callable[[], None] | None) -> Iterator[Non
 def migration_lock(alias: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the database's migration lock; call ``on_wait`` once if it must wait.
 
-    Connects Django's alias (a one-line error when it cannot): for SQLite only
-    once the lock is held — connecting runs PRAGMAs, which a shared-cache
-    in-memory database refuses while another thread changes its schema.
+    Connects Django's alias (a one-line error when it cannot): for an
+    in-memory SQLite database only once the lock is held — connecting runs
+    PRAGMAs, which a shared-cache in-memory database refuses while another
+    thread changes its schema.
     """
     vendor = connections[alias].vendor
     if vendor != "sqlite":

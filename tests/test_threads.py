@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connections
 
 from django_alembic_ops import api
+from django_alembic_ops.errors import DatabaseUnavailable
 
 from .conftest import Project, extra_database, pg_execute, query, table_names
 
@@ -241,3 +242,16 @@ def test_plain_alembic_keeps_its_process_wide_proxy(
     rendered = buffer.getvalue()
     assert "CREATE TABLE plain_before" in rendered and "CREATE TABLE plain_after" in rendered
     assert "thr_" not in rendered  # nothing of the thread's run went to the plain proxy
+
+
+def test_sqlite_file_that_cannot_be_opened_is_one_line(
+    project: Project, tmp_path: Path, django_db_blocker: Any
+) -> None:
+    """The lock connects first: its side file must not fail with a raw sqlite3 error."""
+    write_history(project)
+    aliases = {"thr_nowhere": sqlite_file(tmp_path / "missing" / "db.sqlite3")}
+    with databases(aliases, django_db_blocker), pytest.raises(DatabaseUnavailable) as info:
+        api.migrate(database="thr_nowhere")
+    assert str(info.value).startswith(
+        "Cannot connect to database 'thr_nowhere' (sqlite): unable to open database file."
+    )
