@@ -297,32 +297,40 @@ def _simple(node: ast.stmt, line_length: int) -> list[str]:
     return lines
 
 
+def _after(line: str, offset: int) -> str:
+    """What follows column ``offset`` of ``line`` (AST columns count UTF-8 bytes)."""
+    return line.encode()[offset:].decode()
+
+
 class _Layout:
-    """Statements of ``source`` laid out one by one, with its comment lines."""
+    """Statements of ``source`` laid out one by one, with the comment lines between them."""
 
     def __init__(self, source: str, line_length: int) -> None:
         self.lines = source.splitlines()
         self.line_length = line_length
-        self.comments: set[int] = set()  # line numbers (1-based) of comment lines
-        tokens = tokenize.generate_tokens(io.StringIO(source).readline)
-        for token in tokens:
-            if token.type == tokenize.COMMENT:
-                if self.lines[token.start[0] - 1][: token.start[1]].strip():
-                    raise _Unsupported("a comment after code")
-                self.comments.add(token.start[0])
         self.out: list[str] = []
         self.done = 0  # source lines dealt with
 
-    def comments_before(self, line: int) -> None:
-        for number in range(self.done + 1, line):
-            if number in self.comments:
-                self.out.append(self.lines[number - 1].rstrip())
-                self.comments.discard(number)
-        self.done = max(self.done, line - 1)
+    def between(self, before: int) -> None:
+        """The lines up to line ``before`` (1-based): comments kept, blank lines dropped."""
+        for text in self.lines[self.done : before - 1]:
+            if text.lstrip().startswith("#"):
+                self.out.append(text.rstrip())
+            elif text.strip():
+                raise _Unsupported("code outside a statement")
+        self.done = max(self.done, before - 1)
+
+    def no_comment(self, first: int, last: int) -> None:
+        """Lines ``first`` to ``last`` hold code and no comment (that would be lost)."""
+        text = "\n".join(self.lines[first - 1 : last])
+        if "#" in text:  # maybe in a string: ask the tokenizer (slow; rarely needed)
+            tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+            if any(token.type == tokenize.COMMENT for token in tokens):
+                raise _Unsupported("a comment inside a statement")
 
     def block(self, body: list[ast.stmt], depth: int) -> None:
         for node in body:
-            self.comments_before(node.lineno)
+            self.between(node.lineno)
             indent = " " * (_INDENT * depth)
             room = self.line_length - _INDENT * depth
             if isinstance(node, ast.With):
@@ -340,14 +348,16 @@ class _Layout:
                     raise _Unsupported("a with statement that does not fit")
                 self.out += [indent + line for line in lines]
                 header_end = (item.optional_vars or item.context_expr).end_lineno or node.lineno
-                if any(n in self.comments for n in range(node.lineno, header_end + 1)):
-                    raise _Unsupported("a comment inside a statement")
+                self.no_comment(node.lineno, header_end)
                 self.done = header_end
                 self.block(node.body, depth + 1)
             else:
+                assert node.end_lineno is not None and node.end_col_offset is not None
+                self.no_comment(node.lineno, node.end_lineno)
+                if _after(self.lines[node.end_lineno - 1], node.end_col_offset).strip():
+                    raise _Unsupported("a comment or a statement after a statement")
                 lines = _simple(node, room)
                 self.out += [indent + line if line else line for line in lines]
-                assert node.end_lineno is not None
                 self.done = node.end_lineno
 
 
@@ -362,10 +372,10 @@ def format_code(source: str, *, line_length: int = LINE_LENGTH) -> str:
         tree = ast.parse(source)
         layout = _Layout(source, line_length)
         layout.block(tree.body, 0)
-        layout.comments_before(len(layout.lines) + 1)
+        layout.between(len(layout.lines) + 1)
         result = "\n".join(layout.out)
-        if layout.comments or ast.dump(ast.parse(result)) != ast.dump(tree):
-            return source  # a comment not between statements; or a bug: never lose code
+        if ast.dump(ast.parse(result)) != ast.dump(tree):
+            return source  # a bug: never change what the code does
     except (_Unsupported, SyntaxError, tokenize.TokenError, ValueError):
         return source
     return result

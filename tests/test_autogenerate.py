@@ -6,11 +6,16 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from io import StringIO
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from django.apps import apps
+from django.core.management import call_command
 from django.db import connections
+
+from django_alembic_ops import writer
 
 from .conftest import Project, inspect_db, needs_django_51, query, run, run_error, table_names
 
@@ -29,6 +34,8 @@ def reinstall(project: Project, label: str) -> None:
 
 def edit_models(project: Project, label: str, source: str) -> None:
     (project.root / label / "models.py").write_text(textwrap.dedent(source))
+    # A same-size edit within the second would import the old bytecode.
+    shutil.rmtree(project.root / label / "__pycache__", ignore_errors=True)
     reinstall(project, label)
 
 
@@ -419,6 +426,125 @@ def test_check_prints_the_changes(project: Project, alias: str) -> None:
     assert "- Add column shop_order.total" in out
 
 
+def check_output(label: str, alias: str) -> str:
+    """What ``opsmakemigration <label> --check`` prints; it must exit 1."""
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("opsmakemigration", label, "--check", database=alias, stdout=out)
+    assert exit_info.value.code == 1
+    return out.getvalue()
+
+
+def test_check_names_the_file_it_would_write(project: Project, alias: str) -> None:
+    package = project.app("shop", models=BASE)
+    autogenerate("shop", alias)
+    edit_models(
+        project,
+        "shop",
+        BASE.replace("name = ", "code = models.CharField(max_length=5, null=True)\n    name = "),
+    )
+    out = check_output("shop", alias)
+    path = package / "migrations_ops" / "0002_shop_customer_code.py"
+    # As makemigrations --check prints it: heading, the file, the changes.
+    assert out.splitlines() == [
+        "Ops migrations for 'shop':",
+        f"  {path}",
+        "    - Add column shop_customer.code",
+    ]
+    assert not path.exists()
+    assert "0002_shop_customer_code.py" in run("opsmakemigration", "shop", database=alias)
+    assert path.is_file()
+
+
+TAG = """
+
+class Tag(models.Model):
+    label = models.CharField(max_length=20)
+
+    class Meta:
+        managed = False
+"""
+
+
+def test_files_are_named_after_the_change(project: Project, alias: str) -> None:
+    """As makemigrations names them (Django's Migration.suggest_name())."""
+    package = project.app("shop", models=BASE)
+    models = BASE
+    steps = [
+        # (new models.py, expected file name)
+        (BASE, "0001_initial.py"),
+        (
+            BASE.replace(
+                "name = ", "code = models.CharField(max_length=5, null=True)\n    name = "
+            ),
+            "0002_shop_customer_code.py",
+        ),
+        (None, "0003_remove_shop_order_note.py"),
+        (None, "0004_shop_tag.py"),
+        # Several: the first ones within 52 characters, then "_and_more".
+        (None, "0005_shop_customer_email_shop_customer_phone_and_more.py"),
+        (None, "0006_delete_shop_tag.py"),
+    ]
+    for index, (source, expected) in enumerate(steps):
+        if index == 2:
+            source = models.replace("    note = models.CharField(max_length=20, null=True)\n", "")
+        elif index == 3:
+            source = models + TAG
+        elif index == 4:
+            source = models.replace(
+                "    name = models.CharField(max_length=50)\n",
+                "    name = models.CharField(max_length=80)\n"
+                "    email = models.CharField(max_length=80, null=True)\n"
+                "    phone = models.CharField(max_length=20, null=True)\n",
+            )
+        elif index == 5:
+            source = models.replace(TAG, "")
+        assert source is not None
+        if index:
+            edit_models(project, "shop", source)
+        models = source
+        out, _ = autogenerate("shop", alias)
+        assert scripts(package)[-1].name == expected, out
+    # -m wins.
+    edit_models(
+        project, "shop", models.replace("max_length=80)\n    email", "max_length=90)\n    email")
+    )
+    out = run("opsmakemigration", "shop", "-m", "longer names", database=alias)
+    assert scripts(package)[-1].name == "0007_longer_names.py", out
+
+
+def test_suggested_names() -> None:
+    from alembic.operations import ops
+
+    from django_alembic_ops.autogenerate import render
+
+    def name(*operations: ops.MigrateOperation) -> str | None:
+        return render.suggested_name(ops.UpgradeOps(list(operations)))
+
+    column = sa.Column("total", sa.Integer())
+    assert name(ops.AddColumnOp("shop_order", column)) == "shop_order_total"
+    assert name(ops.DropColumnOp("shop_order", "total")) == "remove_shop_order_total"
+    assert name(ops.AlterColumnOp("shop_order", "total")) == "alter_shop_order_total"
+    assert name(ops.DropTableOp("shop_tag")) == "delete_shop_tag"
+    assert name(ops.CreateIndexOp("shop_order_total_idx", "shop_order", ["total"])) == (
+        "shop_order_total_idx"
+    )
+    # A new table is named after itself, not after its indexes.
+    assert (
+        name(
+            ops.CreateTableOp("shop_sale", [sa.Column("id", sa.Integer())]),
+            ops.CreateIndexOp("shop_sale_stock_id_696d11cc", "shop_sale", ["stock_id"]),
+        )
+        == "shop_sale"
+    )
+    assert name(
+        *[ops.AddColumnOp("shop_order", sa.Column(f"c{i}", sa.Integer())) for i in range(5)]
+    ) == ("shop_order_c0_shop_order_c1_shop_order_c2_and_more")
+    # An operation with no name (here: SQL), like Django's RunSQL: a dated name.
+    assert name(ops.AddColumnOp("shop_order", column), ops.ExecuteSQLOp("SELECT 1")) is None
+    assert name() is None
+
+
 def test_empty_still_writes_an_empty_migration(project: Project, alias: str) -> None:
     package = project.app("shop", models=BASE)
     run("opsmakemigration", "shop", "--empty", "-m", "by hand")
@@ -472,7 +598,7 @@ def test_database_must_be_at_the_apps_head(project: Project, alias: str) -> None
     run("opsmakemigration", "shop", database=alias)
     message = run_error("opsmakemigration", "shop", database=alias)
     assert message == (
-        f"Database '{alias}' is not at the head of app 'shop''s ops migrations; "
+        f"Database '{alias}' is not at the head of the ops migrations of app 'shop'; "
         f"run 'python manage.py opsmigrate shop --database {alias}' first."
     )
 
@@ -562,18 +688,67 @@ def test_imports_only_what_is_used(project: Project, alias: str) -> None:
     assert "sqlalchemy" not in head
 
 
+def ruff_command() -> list[str]:
+    command = writer.formatter_command("ruff")
+    if command is None:
+        pytest.skip("ruff is not installed (pip install -e .[dev])")
+    return command
+
+
 def test_script_is_formatted(project: Project, alias: str) -> None:
-    ruff = shutil.which("ruff")
-    if ruff is None:
-        pytest.skip("ruff is not installed")
     package = project.app("shop", models=BASE)
     autogenerate("shop", alias)
     (path,) = scripts(package)
     checked = subprocess.run(
-        [ruff, "format", "--check", str(path)], capture_output=True, cwd=path.parent
+        [*ruff_command(), "format", "--check", str(path)], capture_output=True, cwd=path.parent
     )
     assert checked.returncode == 0, checked.stdout
     assert "\n\n\n\n" not in path.read_text()
+
+
+# A foreign key to Django's user (a long django_dependencies entry), indexes.
+WITH_USER = BASE.replace(
+    "    qty = models.PositiveIntegerField()\n",
+    "    qty = models.PositiveIntegerField()\n"
+    "    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n",
+).replace(
+    "from django.db import models\n",
+    "from django.conf import settings\nfrom django.db import models\n",
+)
+
+
+def test_script_reads_like_hand_written_code(
+    project: Project, alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ruff = ruff_command()
+    monkeypatch.setattr(writer, "formatter_command", lambda tool: None)  # none installed
+    package = project.app("shop", models=WITH_USER)
+    autogenerate("shop", alias)
+    # Columns added and altered, indexes and constraints: batch_alter_table on SQLite.
+    edit_models(project, "shop", with_order_meta(ALTER_COLUMN, INDEXES_META))
+    autogenerate("shop", alias)
+    first, second = scripts(package)
+    assert "django_dependencies: list[tuple[str, str]] = [\n" in first.read_text()
+    if connections[alias].vendor == "sqlite":
+        assert "with op.batch_alter_table(" in second.read_text()
+    for path in (first, second):
+        source = path.read_text()
+        # Already as ruff formats it (its defaults: no project config here).
+        formatted = subprocess.run(
+            [*ruff, "format", "--isolated", "-"],
+            input=source,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert source == formatted
+        assert "\n\n\n\n" not in source and "    # ### end" in source
+        linted = subprocess.run(
+            [*ruff, "check", "--isolated", "--select", "E,F,W", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        assert linted.returncode == 0, linted.stdout
 
 
 # -- SQLite: what a table rebuild must keep ------------------------------------

@@ -135,7 +135,7 @@ def _check_head(app_label: str, alias: str, context: MigrationContext) -> None:
     head = scripts.app_head(app_label)
     if head is not None and head.revision not in scripts.applied(recorded):
         raise DatabaseNotAtHead(
-            f"Database '{alias}' is not at the head of app '{app_label}''s ops migrations; "
+            f"Database '{alias}' is not at the head of the ops migrations of app '{app_label}'; "
             f"run 'python manage.py opsmigrate {app_label} --database {alias}' first."
         )
 

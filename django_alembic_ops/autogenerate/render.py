@@ -23,6 +23,8 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Dialect
 
+from .. import codestyle
+
 __all__ = [
     "BatchTableOps",
     "DropTemporaryDefaultOp",
@@ -112,7 +114,11 @@ def render(
     *,
     batch: bool,
 ) -> tuple[str, set[str]]:
-    """The body of ``upgrade()`` or ``downgrade()`` for ``container``, and its imports."""
+    """The body of ``upgrade()`` or ``downgrade()`` for ``container``, and its imports.
+
+    The body is unindented, laid out as ``ruff format`` would lay it out
+    (:mod:`django_alembic_ops.codestyle`).
+    """
     contexts: list[AutogenContext] = []
 
     def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> bool:
@@ -133,7 +139,11 @@ def render(
     imports: set[str] = set()
     for autogen_context in contexts:
         imports |= autogen_context.imports
-    return body, imports
+    # Alembic indents every line but the first (its template indents that
+    # one): undone, so that the writer indents the body once.
+    body = re.sub(r"^    ", "", "    " + body, flags=re.MULTILINE)
+    # Inside def upgrade(), 4 columns in.
+    return codestyle.format_code(body, line_length=codestyle.LINE_LENGTH - 4), imports
 
 
 def _column_change(op: ops.AlterColumnOp) -> str:
@@ -202,13 +212,21 @@ def describe(container: ops.OpContainer) -> list[str]:
     return [line for op in container.ops for line in _describe_one(op)]
 
 
-def _fragment(op: ops.MigrateOperation) -> list[str | None]:
+def _fragments(op: ops.MigrateOperation, created: set[str]) -> list[str | None]:
+    """Django's ``Operation.migration_name_fragment`` for ``op``; ``None``: it has none.
+
+    What comes with a new table (its indexes, constraints) adds nothing: a
+    new table is named after itself, as a new model is.
+    """
     if getattr(op, "is_change", True) is False:
         return []
-    if isinstance(op, ops.ModifyTableOps):
-        return [part for sub in op.ops for part in _fragment(sub)] or [None]
+    table = getattr(op, "table_name", None)
     if isinstance(op, ops.CreateTableOp):
         return [op.table_name]
+    if table in created:
+        return []
+    if isinstance(op, ops.ModifyTableOps):
+        return [part for sub in op.ops for part in _fragments(sub, created)] or [None]
     if isinstance(op, ops.DropTableOp):
         return [f"delete_{op.table_name}"]
     if isinstance(op, ops.AddColumnOp):
@@ -228,13 +246,26 @@ def _fragment(op: ops.MigrateOperation) -> list[str | None]:
     return [None]
 
 
-def suggested_name(container: ops.OpContainer, max_length: int = 52) -> str | None:
-    """A file name for the changes, as ``makemigrations`` names them (``None``: use a date)."""
-    fragments = [part for op in container.ops for part in _fragment(op)]
-    if not fragments or None in fragments:
+def suggested_name(container: ops.OpContainer) -> str | None:
+    """A file name for the changes, as ``makemigrations`` names its files.
+
+    Django's ``Migration.suggest_name()`` on the operations: the first
+    change's name, the next ones' while the name stays within 52 characters,
+    then ``_and_more`` (``shop_order_total_and_more``). ``None`` when a
+    change has no name (the writer then uses a date, as Django does).
+    """
+    created = {op.table_name for op in container.ops if isinstance(op, ops.CreateTableOp)}
+    raw = [part for op in container.ops for part in _fragments(op, created)]
+    if not raw or None in raw:
         return None
-    name = "_".join(str(part) for part in fragments)
-    return name if len(name) <= max_length else None
+    fragments = [re.sub(r"\W+", "_", part) for part in raw if part is not None]
+    name = fragments[0]
+    for fragment in fragments[1:]:
+        longer = f"{name}_{fragment}"
+        if len(longer) > 52:
+            return f"{name}_and_more"
+        name = longer
+    return name
 
 
 def script_imports(bodies: Sequence[str], alembic_imports: Iterable[str]) -> str:

@@ -105,11 +105,8 @@ class Command(OpsCommand):
                 continue
             changed = True
             if result.written is not None:
+                # With --check too: where the script would go, as makemigrations --check says.
                 self._report(result.written, options["dry_run"], result.changes)
-            elif self.verbosity >= 1:
-                self.stdout.write(self.style.MIGRATE_HEADING(f"Ops migrations for '{label}':"))
-                for change in result.changes:
-                    self.stdout.write(f"    - {change}")
         if not changed and self.verbosity >= 1:
             if len(labels) == 1:
                 self.stdout.write(f"No changes detected in app '{labels[0]}'")
