@@ -4,9 +4,37 @@
 #
 #   bash scripts/start-postgres.sh      # start (or reuse) it, write .pgenv
 #   . scripts/start-postgres.sh         # same, and also export the vars here
+#   bash scripts/start-postgres.sh --stop DIR   # stop the server it started in DIR
 #
 # Port: $OPS_PG_PORT (default 54329), so it never clashes with a system server
 # on 5432. Running it again while the server answers just reuses it.
+# $OPS_PG_STARTED_FILE, if set, names a file that receives the DIR of a server
+# this run started (it stays empty when a running server is reused), so that
+# the caller can stop what it started, and only that (scripts/test.sh does).
+
+_ops_pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+# The server refuses to run as root, so as root do everything as `postgres`
+# (that user is created by the Debian package); otherwise run as ourselves.
+_ops_pg_as_postgres() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+_ops_pg_stop() (
+    set -euo pipefail
+    dir=${1:?usage: start-postgres.sh --stop DIR}
+    # Only a directory this script made: never rm -rf anything else.
+    if [[ $(basename "$dir") != ops-pg.* || ! -f $dir/data/PG_VERSION ]]; then
+        echo "start-postgres: $dir is not a server started by this script; left alone" >&2
+        exit 1
+    fi
+    pg_ctl=$(_ops_pg_bin)/pg_ctl
+    if ! _ops_pg_as_postgres "$pg_ctl" stop -s -m fast -w -D "$dir/data" >/dev/null 2>&1 \
+        && _ops_pg_as_postgres "$pg_ctl" status -D "$dir/data" >/dev/null 2>&1; then
+        echo "start-postgres: *** could not stop the server in $dir ***" >&2
+        exit 1
+    fi
+    rm -rf "$dir"
+    echo "start-postgres: stopped the PostgreSQL server in $dir and removed it" >&2
+)
 
 _ops_pg_start() (
     # Subshell body: strict mode and any `exit` stay inside, so sourcing this
@@ -15,8 +43,7 @@ _ops_pg_start() (
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     port=${OPS_PG_PORT:-54329}
 
-    find_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-    bin=$(find_bin)
+    bin=$(_ops_pg_bin)
     if [[ -z $bin || ! -x $bin/initdb || ! -x $bin/pg_ctl || ! -x $bin/postgres ]]; then
         if [[ $(id -u) -ne 0 ]]; then
             echo "start-postgres: no PostgreSQL server in /usr/lib/postgresql/*/bin and not root," \
@@ -28,12 +55,10 @@ _ops_pg_start() (
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -q </dev/null
         apt-get install -y -q postgresql </dev/null
-        bin=$(find_bin)
+        bin=$(_ops_pg_bin)
     fi
 
-    # The server refuses to run as root, so as root do everything as `postgres`
-    # (that user is created by the Debian package); otherwise run as ourselves.
-    as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+    as_pg() { _ops_pg_as_postgres "$@"; }
 
     if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
         echo "start-postgres: reusing the server already answering on 127.0.0.1:$port" >&2
@@ -74,7 +99,10 @@ _ops_pg_start() (
         done
         echo "start-postgres: started PostgreSQL $("$bin/postgres" -V | awk '{print $3}') on 127.0.0.1:$port" \
             "(data: $tmp/data, log: $tmp/server.log)" >&2
-        echo "start-postgres: stop it with: runuser -u postgres -- $bin/pg_ctl stop -D $tmp/data" >&2
+        echo "start-postgres: stop it with: bash scripts/start-postgres.sh --stop $tmp" >&2
+        if [[ -n ${OPS_PG_STARTED_FILE:-} ]]; then
+            printf '%s\n' "$tmp" >"$OPS_PG_STARTED_FILE"
+        fi
     fi
 
     env_text="export OPS_TEST_PG_HOST=127.0.0.1
@@ -89,6 +117,8 @@ export OPS_TEST_PG_PASSWORD="
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
     # Sourced: export the settings into the caller's shell on success.
     _ops_pg_start && . "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.pgenv"
+elif [[ ${1:-} == --stop ]]; then
+    _ops_pg_stop "${2:-}"
 else
     _ops_pg_start
 fi

@@ -15,9 +15,22 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 .venv/bin/pip install -q -e '.[dev]' </dev/null
 bin=.venv/bin
 
+# A PostgreSQL server started here is stopped (and its temp dir removed) when
+# this script exits, however it exits; one that was already running is left.
+pg_started=$(mktemp -t ops-pg-started.XXXXXX)
+stop_postgres() {
+    { set +x; } 2>/dev/null
+    local dir
+    dir=$(cat "$pg_started" 2>/dev/null || true)
+    rm -f "$pg_started"
+    if [[ -n $dir ]]; then bash scripts/start-postgres.sh --stop "$dir" || true; fi
+}
+trap stop_postgres EXIT
+trap 'exit 130' INT TERM  # exit, so that the EXIT trap runs
+
 # Executed, not sourced, so a failure cannot kill this script; .pgenv is only
 # sourced after a successful start, never a stale one.
-if bash scripts/start-postgres.sh; then
+if OPS_PG_STARTED_FILE=$pg_started bash scripts/start-postgres.sh; then
     . ./.pgenv
 elif [[ -n ${CI:-} ]]; then
     echo "test.sh: *** ERROR: could not start PostgreSQL, and CI is set: failing. ***" >&2
