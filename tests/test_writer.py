@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from django_alembic_ops import codestyle, writer
 
@@ -162,3 +163,46 @@ def test_quotes() -> None:
     assert codestyle.format_code("op.f('a', 'it\\'s', 'say \"hi\"', 'tab\\t', '\\\\')") == (
         'op.f("a", "it\'s", \'say "hi"\', "tab\\t", "\\\\")'
     )
+
+
+def test_rendering_in_threads_keeps_each_scripts_imports() -> None:
+    # Batch blocks report their imports through per-render state: with two
+    # renders at once, each must still get its own (the API is thread-safe).
+    import threading
+
+    from alembic.operations import ops
+    from sqlalchemy.dialects import postgresql
+
+    from django_alembic_ops.autogenerate import render
+
+    context = render.rendering_context(postgresql.dialect())
+
+    def container(type_: sa.types.TypeEngine[object]) -> ops.UpgradeOps:
+        column = sa.Column("c", type_)
+        return ops.UpgradeOps(
+            [render.BatchTableOps("t", [ops.AddColumnOp("t", column)], recreate="always")]
+        )
+
+    failures: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def work(kind: str) -> None:
+        typed = postgresql.JSONB() if kind == "jsonb" else sa.Integer()
+        barrier.wait()
+        for _ in range(300):
+            _, imports = render.render(container(typed), context, batch=True)
+            has = any("postgresql" in line for line in imports)
+            if has != (kind == "jsonb"):
+                failures.append(f"{kind}: {sorted(imports)}")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in ["jsonb", "int"] * 2]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: mid-render too
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []

@@ -13,6 +13,7 @@ list of changes.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -71,7 +72,7 @@ class DropTemporaryDefaultOp(ops.AlterColumnOp):
 
 @renderers.dispatch_for(BatchTableOps)
 def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> list[str]:
-    _seen_contexts.append(autogen_context)
+    _seen_contexts().append(autogen_context)
     arguments = [repr(op.table_name), f"schema={op.schema!r}"]
     if op.recreate != "auto":
         arguments.append(f"recreate={op.recreate!r}")
@@ -91,7 +92,15 @@ def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> l
 # render_python_code() keeps its AutogenContext to itself; the imports it
 # collects (dialect modules, user types) are read from the contexts that the
 # render_item hook and the batch renderer are handed.
-_seen_contexts: list[AutogenContext] = []
+# Per thread: two threads may render at once (the API is thread-safe).
+_rendering = threading.local()
+
+
+def _seen_contexts() -> list[AutogenContext]:
+    seen: list[AutogenContext] | None = getattr(_rendering, "contexts", None)
+    if seen is None:
+        seen = _rendering.contexts = []
+    return seen
 
 
 def rendering_context(dialect: Dialect) -> MigrationContext:
@@ -125,7 +134,8 @@ def render(
         contexts.append(autogen_context)
         return False  # Alembic's own rendering
 
-    start = len(_seen_contexts)
+    seen = _seen_contexts()
+    start = len(seen)
     try:
         body = render_python_code(
             container,  # type: ignore[arg-type]
@@ -134,8 +144,8 @@ def render(
             render_item=render_item,  # type: ignore[arg-type]
         )
     finally:
-        contexts.extend(_seen_contexts[start:])
-        del _seen_contexts[start:]
+        contexts.extend(seen[start:])
+        del seen[start:]
     imports: set[str] = set()
     for autogen_context in contexts:
         imports |= autogen_context.imports
