@@ -177,13 +177,14 @@ def formatter_command(tool: str) -> list[str] | None:
     manage.py ...``, CI in a bare environment). Then ``PATH``; then
     ``python -m <tool>`` when only its package is importable.
     """
-    beside = Path(sys.executable).parent / (tool + (".exe" if os.name == "nt" else ""))
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
+    if sys.executable:  # empty when Python is embedded
+        beside = Path(sys.executable).parent / (tool + (".exe" if os.name == "nt" else ""))
+        if beside.is_file() and os.access(beside, os.X_OK):
+            return [str(beside)]
     found = shutil.which(tool)
     if found is not None:
         return [found]
-    if importlib.util.find_spec(tool) is not None:
+    if sys.executable and importlib.util.find_spec(tool) is not None:
         return [sys.executable, "-m", tool]
     return None
 
