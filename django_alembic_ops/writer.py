@@ -140,6 +140,8 @@ def render(
     # On one line, as a formatter would leave it.
     docstring = " ".join((message or slug.replace("_", " ")).split())
     docstring = docstring.replace("\\", "\\\\").replace('"""', "'''")
+    if docstring.startswith('"'):
+        docstring = " " + docstring  # not four quotes in a row
     header = codestyle.format_code(
         f"revision = {_literal(revision)}\n"
         f"down_revision = {_literal(down_revision)}\n"

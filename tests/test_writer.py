@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from django_alembic_ops import codestyle, writer
+from django_alembic_ops.discovery import OpsApp
 
 
 def ruff() -> list[str]:
@@ -206,3 +207,26 @@ def test_rendering_in_threads_keeps_each_scripts_imports() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert failures == []
+
+
+@pytest.mark.parametrize(
+    "message", ["add orders view", '"quoted" name', "  spaced\n out  ", "back\\slash", 'a """ b']
+)
+def test_rendered_script_is_ruffs(tmp_path: Path, message: str) -> None:
+    app = OpsApp("shop", "shop.migrations_ops", tmp_path)
+    deps = [("auth", "0012_alter_user_first_name_max_length"), ("other", "0001_initial")]
+    new = writer.render(
+        app,
+        existing=["0001_initial"],
+        message=message,
+        down_revision=("aaaaaaaaaaaa", "bbbbbbbbbbbb"),
+        depends_on=["cccccccccccc", "dddddddddddd", "eeeeeeeeeeee", "ffffffffffff"],
+        django_dependencies=deps,
+    )
+    assert new.path == tmp_path / f"0002_{writer.slugify(message)}.py"
+    assert new.source == ruff_format(new.source)
+    namespace: dict[str, object] = {}
+    exec(compile(new.source, str(new.path), "exec"), namespace)
+    assert namespace["django_dependencies"] == deps
+    first_line = str(namespace["__doc__"]).splitlines()[0].strip()
+    assert first_line == " ".join(message.split()).replace('"""', "'''")
