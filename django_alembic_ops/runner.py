@@ -24,6 +24,11 @@ transaction to Django:
   borrowed dialect's own commit does nothing);
 - a failure after either of those two says "not rolled back" and names the
   statements that had committed;
+- a migration is reported (``apply_success``) only once its transaction has
+  committed: an error raised by ``COMMIT`` (a deferred constraint), by the
+  version-table update, or a transaction the script left marked for rollback
+  (which ``atomic()`` would roll back without a word) is that migration's
+  :class:`~.errors.MigrationFailed`;
 - the session settings a script changes (``SET statement_timeout``, ``SET
   ROLE``, ...) are put back after the run (:mod:`.session`).
 """
@@ -42,8 +47,10 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.util import CommandError as AlembicCommandError
+from django.db import DatabaseError as DjangoDatabaseError
 from django.db import connections, transaction
 from sqlalchemy import event
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 
 from . import bridge, conf, heap, proxies, session, sqlite_impl, state
@@ -104,8 +111,38 @@ def describe_error(exc: BaseException) -> str:
         reason = f"{type(orig).__name__}: {str(orig).strip()}" if orig is not None else str(exc)
         text = f"{reason}; statement: {exc.statement}"
     else:
-        text = f"{type(exc).__name__}: {exc}"
+        # Django wraps a driver's error (from COMMIT, or the ORM in a script)
+        # in its own class: name the driver's, as for SQLAlchemy's errors.
+        named = exc.__cause__ if isinstance(exc, DjangoDatabaseError) and exc.__cause__ else exc
+        text = f"{type(named).__name__}: {exc}"
     return " ".join(text.split())
+
+
+#: Why a migration whose script returned normally did not commit.
+MARKED_FOR_ROLLBACK = (
+    "the script left Django's transaction marked for rollback "
+    "(transaction.set_rollback(True), or a database error caught inside atomic())"
+)
+_ABORTED = (
+    "the script caught a database error and went on, but PostgreSQL had aborted the "
+    "transaction at it (run a statement that may fail inside its own atomic() block)"
+)
+_CONTEXT_KEY = "django_alembic_ops.context"
+
+
+def _database_error(context: ExceptionContext) -> None:
+    """Engine-wide ``handle_error`` hook: tell the running migration (if any)."""
+    connection = context.connection
+    ops_context = connection.info.get(_CONTEXT_KEY) if connection is not None else None
+    if ops_context is not None and context.sqlalchemy_exception is not None:
+        ops_context.database_error(context.sqlalchemy_exception)
+
+
+def _watch_errors(engine: Engine) -> None:
+    # SQLAlchemy 2 takes handle_error listeners on the engine only, not on a
+    # connection; the borrowed engine lives as long as the process.
+    if not event.contains(engine, "handle_error", _database_error):
+        event.listen(engine, "handle_error", _database_error)
 
 
 def _foreign_keys_enforced(connection: Any) -> bool:
@@ -196,24 +233,41 @@ class _Scope:
             self._fk_check = True
         self._atomic = transaction.atomic(using=self.alias)
         self._atomic.__enter__()
+        self.context.ops_error = None  # a new transaction: nothing aborted it yet
 
     def close(self, exc: BaseException | None) -> None:
+        """Leave the ``atomic()`` block: roll back after ``exc``, else commit.
+
+        :raises MigrationFailed: the transaction did not commit — the script
+            left it marked for rollback (``atomic()`` would roll back without
+            a word), SQLite's foreign-key check found a violation, or
+            ``COMMIT`` itself failed (PostgreSQL checks deferred constraints
+            there). It has been rolled back.
+        """
         if self._atomic is None:
             return
         connection = connections[self.alias]
         atomic, self._atomic = self._atomic, None
         try:
-            if exc is None and self._fk_check:
+            if exc is not None:
+                atomic.__exit__(type(exc), exc, exc.__traceback__)
+                return
+            failure, cause = None, None
+            if connection.needs_rollback:
+                failure = self.context.failure(None)
+            elif self._fk_check:
                 try:
                     connection.check_constraints()
                 except Exception as check_error:
-                    exc = self.context.failure(check_error)
-                    atomic.__exit__(type(exc), exc, exc.__traceback__)
-                    raise exc from check_error
-            if exc is None:
+                    failure, cause = self.context.failure(check_error), check_error
+            if failure is not None:
+                atomic.__exit__(type(failure), failure, None)
+                raise failure from cause
+            try:
                 atomic.__exit__(None, None, None)
-            else:
-                atomic.__exit__(type(exc), exc, exc.__traceback__)
+            except Exception as commit_error:
+                # Django has rolled back (or dropped the connection).
+                raise self.context.failure(commit_error, at_commit=True) from commit_error
         finally:
             self._fk_check = False
             if self._fk_disabled:
@@ -226,10 +280,23 @@ class _Scope:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.context.ops_scopes.remove(self)
+        context = self.context
+        context.ops_scopes.remove(self)
+        if (
+            isinstance(exc, Exception)
+            and not isinstance(exc, MigrationFailed)
+            and context.ops_current is not None
+        ):
+            # Raised after the script returned: by Alembic, recording the step
+            # in the version table. Described while still in the transaction.
+            failure = context.failure(exc)
+            self.close(failure)
+            raise failure from exc
         self.close(exc)
         if exc is None:
-            self.context.step_done()
+            context.step_done()
+            if not context.open_scopes():
+                context.confirm()
 
 
 class DjangoMigrationContext(MigrationContext):
@@ -237,22 +304,42 @@ class DjangoMigrationContext(MigrationContext):
 
     ops_scopes: list[_Scope]
     ops_current: tuple[Step, float] | None
+    ops_recording: bool  # the step's script has returned: Alembic records it
+    #: Steps done whose transaction has not committed yet (the run's, with
+    #: TRANSACTION_PER_MIGRATION off), with their time and whether their
+    #: start was reported: they are reported at COMMIT.
+    ops_unconfirmed: list[tuple[Step, float, bool]]
     ops_progress: Progress | None
     ops_fake: bool
     ops_writes: _Writes
     ops_autocommit: bool  # inside autocommit_block(): each statement commits
+    ops_error: DBAPIError | None  # the last database error of the transaction
 
     def ops_setup(self, progress: Progress | None, fake: bool) -> None:
         """Set up what the subclass adds (Alembic built the object as its own class)."""
         self.ops_scopes = []
         self.ops_current = None
+        self.ops_recording = False
+        self.ops_unconfirmed = []
         self.ops_progress = progress
         self.ops_fake = fake
         self.ops_writes = _Writes()
         self.ops_autocommit = False
+        self.ops_error = None
         assert self.connection is not None
         event.listen(self.connection, "before_cursor_execute", self._statement_executed)
         event.listen(self.connection, "commit", self._commit_requested)
+        self.connection.info[_CONTEXT_KEY] = self
+        _watch_errors(self.connection.engine)
+
+    def ops_teardown(self) -> None:
+        assert self.connection is not None
+        self.connection.info.pop(_CONTEXT_KEY, None)
+
+    def database_error(self, exc: DBAPIError) -> None:
+        """A statement failed (the script may catch it and go on)."""
+        if _sqlstate(exc) != _IN_FAILED_TRANSACTION:
+            self.ops_error = exc
 
     def _statement_executed(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         # (On a database whose DDL commits implicitly, such a statement would
@@ -260,7 +347,8 @@ class DjangoMigrationContext(MigrationContext):
         if self.ops_current is not None:
             self.ops_writes.executed(statement, committed=self.ops_autocommit)
 
-    def _open_scopes(self) -> list[_Scope]:
+    def open_scopes(self) -> list[_Scope]:
+        """The scopes whose ``atomic()`` block is open (innermost last)."""
         return [scope for scope in self.ops_scopes if scope._atomic is not None]
 
     def _leave_transaction(self, what: str) -> list[_Scope]:
@@ -269,7 +357,7 @@ class DjangoMigrationContext(MigrationContext):
         Refused, before anything is committed, inside an ``atomic()`` block
         that is not ours: leaving ours would only release a savepoint.
         """
-        scopes = self._open_scopes()
+        scopes = self.open_scopes()
         if len(connections[self.opts["django_alias"]].atomic_blocks) > len(scopes):
             raise TransactionError(
                 f"{what} cannot run inside an enclosing atomic() block; run the migration "
@@ -279,6 +367,7 @@ class DjangoMigrationContext(MigrationContext):
         for scope in reversed(scopes):
             scope.close(None)
         self.ops_writes.commit()
+        self.confirm()
         return scopes
 
     def _commit_requested(self, conn: Any) -> None:
@@ -287,7 +376,7 @@ class DjangoMigrationContext(MigrationContext):
         SQLAlchemy's own commit reaches only the borrowed dialect, whose
         ``do_commit`` does nothing: Django's ``atomic()`` owns the transaction.
         """
-        if self.ops_autocommit or not self._open_scopes():
+        if self.ops_autocommit or not self.open_scopes():
             return
         scopes = self._leave_transaction("op.get_bind().commit()")
         for scope in scopes:
@@ -319,38 +408,91 @@ class DjangoMigrationContext(MigrationContext):
 
     # -- progress reporting (called by _Scope and the wrapped migration_fn) --
 
-    def failure(self, exc: BaseException) -> MigrationFailed:
-        current = self.ops_current
-        if current is None:
-            return MigrationFailed(describe_error(exc))
-        step, _ = current
-        verb = "Applying" if step.forward else "Unapplying"
+    def _reason(self, exc: BaseException | None, at_commit: bool) -> str:
+        """Why the transaction failed: ``exc`` described, or what the script did."""
+        if exc is None:  # the transaction was marked for rollback
+            return MARKED_FOR_ROLLBACK
+        first = _first_failure(exc)
+        if _sqlstate(first) == _IN_FAILED_TRANSACTION:
+            # PostgreSQL refused a statement after an earlier one failed, and
+            # the script went on: say why, and name that earlier error.
+            if connections[self.opts["django_alias"]].needs_rollback:
+                return MARKED_FOR_ROLLBACK
+            return f"{_ABORTED}: {describe_error(self.ops_error or first)}"
+        text = describe_error(exc)
+        if at_commit:
+            return f"{text}; statement: COMMIT"
+        if self.ops_recording:
+            return f"recording it in {self.opts['version_table']} failed: {text}"
+        return text
+
+    def failure(self, exc: BaseException | None, *, at_commit: bool = False) -> MigrationFailed:
+        """The one-line error of the running migration (or of the run's COMMIT).
+
+        ``exc`` is ``None`` when the script left the transaction marked for
+        rollback. Says "not rolled back", naming them, when statements of the
+        migration had committed; names the migrations that shared its
+        transaction (``TRANSACTION_PER_MIGRATION`` off), rolled back with it.
+        """
+        reason = self._reason(exc, at_commit)
         writes = self.ops_writes
-        if writes.committed_count:
-            return MigrationFailed(
-                f"{verb} {step.migration.full_name} failed and was not rolled back: "
-                f"{describe_error(exc)}; these statements had committed: "
-                f"{writes.describe_committed()}"
+        outcome = "not rolled back" if writes.committed_count else "rolled back"
+        together = ", ".join(step.migration.full_name for step, _, _ in self.ops_unconfirmed)
+        if self.ops_current is not None:
+            step = self.ops_current[0]
+            verb = "Applying" if step.forward else "Unapplying"
+            what = f"{verb} {step.migration.full_name} failed and was {outcome}"
+            if together:
+                what += f" (in one transaction with {together}: TRANSACTION_PER_MIGRATION is off)"
+        elif together:
+            what = (
+                f"Committing {together} failed and they were {outcome} "
+                "(one transaction: TRANSACTION_PER_MIGRATION is off)"
             )
-        return MigrationFailed(
-            f"{verb} {step.migration.full_name} failed and was rolled back: {describe_error(exc)}"
-        )
+        else:
+            return MigrationFailed(reason)
+        if writes.committed_count:
+            reason += f"; these statements had committed: {writes.describe_committed()}"
+        return MigrationFailed(f"{what}: {reason}")
 
     def step_started(self, step: Step) -> None:
         self.ops_current = (step, time.perf_counter())
-        self.ops_writes = _Writes()
-        if self.ops_progress:
+        self.ops_recording = False
+        self.ops_error = None
+        writes, self.ops_writes = self.ops_writes, _Writes()
+        if self.ops_unconfirmed:
+            # Earlier steps of this transaction are not recorded yet: what of
+            # theirs committed (commit(), autocommit_block()) stays named.
+            self.ops_writes.committed = writes.committed
+            self.ops_writes.committed_count = writes.committed_count
+        if self.ops_progress and self.opts.get("transaction_per_migration"):
+            # Without, the step is reported when the run's transaction commits.
             event = "apply_start" if step.forward else "unapply_start"
             self.ops_progress(event, step.migration, self.ops_fake, None)
 
     def step_done(self) -> None:
+        """The step ran and was recorded; reported by :meth:`confirm` once committed."""
         if self.ops_current is None:
             return
         step, started = self.ops_current
         self.ops_current = None
-        if self.ops_progress:
-            event = "apply_success" if step.forward else "unapply_success"
-            self.ops_progress(event, step.migration, self.ops_fake, time.perf_counter() - started)
+        reported = bool(self.opts.get("transaction_per_migration"))
+        self.ops_unconfirmed.append((step, time.perf_counter() - started, reported))
+
+    def confirm(self) -> None:
+        """Report the steps done so far: their transaction has committed."""
+        unconfirmed, self.ops_unconfirmed = self.ops_unconfirmed, []
+        if not self.ops_progress:
+            return
+        for step, elapsed, reported in unconfirmed:
+            migration, fake = step.migration, self.ops_fake
+            if not reported:
+                self.ops_progress(
+                    "apply_start" if step.forward else "unapply_start", migration, fake, None
+                )
+            self.ops_progress(
+                "apply_success" if step.forward else "unapply_success", migration, fake, elapsed
+            )
 
 
 def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> RevisionStep:
@@ -361,14 +503,14 @@ def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> Revi
     @functools.wraps(original)  # Alembic names the step after the function
     def migration_fn(**kw: Any) -> None:
         context.step_started(step)
-        if fake:
-            return
-        try:
-            original(**kw)
-        except MigrationFailed:
-            raise
-        except Exception as exc:
-            raise context.failure(exc) from exc
+        if not fake:
+            try:
+                original(**kw)
+            except MigrationFailed:
+                raise
+            except Exception as exc:
+                raise context.failure(exc) from exc
+        context.ops_recording = True
 
     alembic_step.migration_fn = migration_fn
     return alembic_step
@@ -439,8 +581,11 @@ def run(
         assert isinstance(context, DjangoMigrationContext)
         sqlite_impl.adapt(context)
         context.ops_setup(progress, fake)
-        with heap.long_lived_objects_frozen(), env.begin_transaction():
-            env.run_migrations()
+        try:
+            with heap.long_lived_objects_frozen(), env.begin_transaction():
+                env.run_migrations()
+        finally:
+            context.ops_teardown()
 
 
 def render_sql(

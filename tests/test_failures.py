@@ -1,0 +1,147 @@
+"""What is recorded is what committed, and the output says what happened.
+
+SPEC, "Reliability promises": a migration is reported ``OK`` and recorded only
+when its transaction committed; an error at ``COMMIT`` or while updating the
+version table is that migration's one-line error; a script that leaves
+Django's transaction marked for rollback fails, never ``OK``; "rolled back" is
+said only when everything the migration did was; a revision id longer than the
+version column is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+
+from .conftest import Project, one_table, query, run, run_error, table_names
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+MARKED = (
+    "the script left Django's transaction marked for rollback "
+    "(transaction.set_rollback(True), or a database error caught inside atomic())"
+)
+
+
+def table(name: str) -> str:
+    return f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))'
+
+
+def versions(alias: str) -> list[str]:
+    if "alembic_ops_version" not in table_names(alias):
+        return []
+    return sorted(row[0] for row in query(alias, "SELECT version_num FROM alembic_ops_version"))
+
+
+def assert_connection_usable(alias: str) -> None:
+    """Django's connection is out of every transaction and answers queries."""
+    connection = connections[alias]
+    assert not connection.in_atomic_block
+    assert not connection.needs_rollback
+    assert connection.get_autocommit() is True
+    assert query(alias, "SELECT 1") == [(1,)]
+
+
+# -- 1. never OK for what did not commit ---------------------------------------------
+
+
+def test_set_rollback_is_a_failure(project: Project, alias: str) -> None:
+    project.app("shop")
+    project.script("shop", "0001_first", revision="f1", **one_table("fail_first"))
+    project.script(
+        "shop",
+        "0002_marked",
+        revision="f2",
+        down="f1",
+        header="from django.db import transaction",
+        upgrade=f"""
+            {table("fail_marked")}
+            transaction.set_rollback(True, using="{alias}")
+        """,
+    )
+    message = run_error("opsmigrate", database=alias)
+    assert message == f"Applying shop.0002_marked failed and was rolled back: {MARKED}"
+    assert "fail_first" in table_names(alias) and "fail_marked" not in table_names(alias)
+    assert versions(alias) == ["f1"]
+    assert_connection_usable(alias)
+    # A re-run says the same, never OK.
+    assert run_error("opsmigrate", database=alias) == message
+
+
+def test_database_error_caught_by_django_is_a_failure(project: Project, alias: str) -> None:
+    """An ORM write whose error the script catches marks the transaction for rollback."""
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_caught",
+        revision="f1",
+        header="from django.db import IntegrityError, connections",
+        upgrade=f"""
+            {table("fail_caught")}
+            op.execute("INSERT INTO fail_caught (id) VALUES (1)")
+            from django.contrib.contenttypes.models import ContentType
+            ContentType.objects.using("{alias}").create(app_label="x", model="y")
+            try:
+                ContentType.objects.using("{alias}").create(app_label="x", model="y")
+            except IntegrityError:
+                pass
+        """,
+    )
+    message = run_error("opsmigrate", database=alias)
+    assert message == f"Applying shop.0001_caught failed and was rolled back: {MARKED}"
+    assert "fail_caught" not in table_names(alias)
+    assert query(alias, "SELECT COUNT(*) FROM django_content_type WHERE app_label = 'x'") == [(0,)]
+    assert versions(alias) == []
+    assert_connection_usable(alias)
+
+
+def test_statement_error_caught_on_postgresql_is_a_failure(project: Project, pg_alias: str) -> None:
+    """PostgreSQL aborts the transaction at the failed statement: nothing after it runs."""
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_caught",
+        revision="f1",
+        upgrade=f"""
+            {table("fail_caught")}
+            try:
+                op.execute("INSERT INTO fail_nowhere (id) VALUES (1)")
+            except sa.exc.ProgrammingError:
+                pass
+        """,
+    )
+    message = run_error("opsmigrate", database=pg_alias)
+    assert message == (
+        "Applying shop.0001_caught failed and was rolled back: the script caught a database "
+        "error and went on, but PostgreSQL had aborted the transaction at it (run a statement "
+        "that may fail inside its own atomic() block): UndefinedTable: relation "
+        '"fail_nowhere" does not exist LINE 1: INSERT INTO fail_nowhere (id) VALUES (1) ^; '
+        "statement: INSERT INTO fail_nowhere (id) VALUES (1)"
+    )
+    assert "fail_caught" not in table_names(pg_alias)
+    assert versions(pg_alias) == []
+    assert_connection_usable(pg_alias)
+
+
+def test_statement_error_caught_in_a_savepoint_is_fine(project: Project, alias: str) -> None:
+    """Inside its own atomic() block the failed statement alone is rolled back."""
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_caught",
+        revision="f1",
+        header="from django.db import transaction",
+        upgrade=f"""
+            {table("fail_caught")}
+            try:
+                with transaction.atomic(using="{alias}"):
+                    op.execute("INSERT INTO fail_nowhere (id) VALUES (1)")
+            except sa.exc.DBAPIError:
+                pass
+            op.execute("INSERT INTO fail_caught (id) VALUES (1)")
+        """,
+    )
+    out = run("opsmigrate", database=alias)
+    assert "Applying shop.0001_caught... OK" in out
+    assert query(alias, "SELECT id FROM fail_caught") == [(1,)]
+    assert versions(alias) == ["f1"]
