@@ -30,6 +30,10 @@ from .errors import MultipleHeads, ScriptError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
+#: Alembic's version column is ``String(32)``: a longer revision id could be
+#: applied but not recorded (SQLite would store it, the others refuse it).
+VERSION_LENGTH = 32
+
 
 @dataclass(frozen=True)
 class OpsMigration:
@@ -124,6 +128,12 @@ class _OpsScriptDirectory(ScriptDirectory):
                     raise ScriptError(_error_location(exc, path)) from exc
                 if script is None:
                     continue
+                if len(script.revision) > VERSION_LENGTH:
+                    raise ScriptError(
+                        f"{_display(path)}: revision id '{script.revision}' has "
+                        f"{len(script.revision)} characters; the version table holds at most "
+                        f"{VERSION_LENGTH}. Give the script a shorter revision id."
+                    )
                 if script.revision in seen:
                     raise ScriptError(
                         f"Revision id '{script.revision}' is used by two scripts: "

@@ -145,3 +145,92 @@ def test_statement_error_caught_in_a_savepoint_is_fine(project: Project, alias: 
     assert "Applying shop.0001_caught... OK" in out
     assert query(alias, "SELECT id FROM fail_caught") == [(1,)]
     assert versions(alias) == ["f1"]
+
+
+# -- 2. errors at COMMIT and in the version update are the migration's ----------------
+
+DEFERRED_PARENT = """
+    op.create_table("fail_parent", sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table(
+        "fail_child",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("parent_id", sa.Integer),
+    )
+    op.create_foreign_key(
+        "fail_child_parent_fk", "fail_child", "fail_parent", ["parent_id"], ["id"],
+        deferrable=True, initially="DEFERRED",
+    )
+"""
+
+
+@pytest.mark.parametrize("command", ["opsmigrate", "migrate"])
+def test_deferred_constraint_violated_at_commit(
+    project: Project, pg_alias: str, command: str
+) -> None:
+    """PostgreSQL checks a DEFERRABLE INITIALLY DEFERRED constraint at COMMIT."""
+    project.app("shop")
+    project.script("shop", "0001_parent", revision="f1", upgrade=DEFERRED_PARENT)
+    project.script(
+        "shop",
+        "0002_orphan",
+        revision="f2",
+        down="f1",
+        upgrade=f"""
+            {table("fail_extra")}
+            op.execute("INSERT INTO fail_child (id, parent_id) VALUES (1, 9)")
+        """,
+    )
+    message = run_error(command, database=pg_alias)
+    assert message == (
+        "Applying shop.0002_orphan failed and was rolled back: ForeignKeyViolation: insert or "
+        'update on table "fail_child" violates foreign key constraint "fail_child_parent_fk" '
+        'DETAIL: Key (parent_id)=(9) is not present in table "fail_parent".; statement: COMMIT'
+    )
+    assert "fail_extra" not in table_names(pg_alias)
+    assert query(pg_alias, "SELECT COUNT(*) FROM fail_child") == [(0,)]
+    assert versions(pg_alias) == ["f1"]
+    assert_connection_usable(pg_alias)
+
+
+@pytest.mark.parametrize("command", ["opsmigrate", "migrate"])
+def test_version_row_deleted_by_the_script(project: Project, alias: str, command: str) -> None:
+    project.app("shop")
+    project.script("shop", "0001_first", revision="f1", **one_table("fail_first"))
+    project.script(
+        "shop",
+        "0002_forget",
+        revision="f2",
+        down="f1",
+        upgrade=f"""
+            {table("fail_extra")}
+            op.execute("DELETE FROM alembic_ops_version")
+        """,
+    )
+    message = run_error(command, database=alias)
+    assert message == (
+        "Applying shop.0002_forget failed and was rolled back: recording it in "
+        "alembic_ops_version failed: CommandError: Online migration expected to match one row "
+        "when updating 'f1' to 'f2' in 'alembic_ops_version'; 0 found"
+    )
+    assert "fail_extra" not in table_names(alias)
+    assert versions(alias) == ["f1"]
+    assert_connection_usable(alias)
+
+
+def test_revision_id_longer_than_the_version_column(project: Project, alias: str) -> None:
+    """Bad input, refused before anything runs (SQLite would even store it)."""
+    project.app("shop")
+    project.script("shop", "0001_first", revision="f1", **one_table("fail_first"))
+    long_id = "a" * 40
+    path = project.script("shop", "0002_long", revision=long_id, down="f1")
+    message = run_error("opsmigrate", database=alias)
+    assert message == (
+        f"{path}: revision id '{long_id}' has 40 characters; the version table holds at most "
+        "32. Give the script a shorter revision id."
+    )
+    assert not {"fail_first", "alembic_ops_version"} & table_names(alias)
+    assert run_error("migrate", database=alias) == message
+    assert not {"fail_first", "alembic_ops_version"} & table_names(alias)
+    path.write_text(path.read_text().replace(long_id, "b" * 32))
+    assert "Applying shop.0002_long... OK" in run("opsmigrate", database=alias)
+    assert versions(alias) == ["b" * 32]
