@@ -1,5 +1,9 @@
-"""Settings of the django-alembic-ops example project (SQLite, no web server needed)."""
+"""Settings of the django-alembic-ops example project (SQLite, no web server needed).
 
+Set ``EXAMPLE_PG_NAME`` to run it on PostgreSQL instead.
+"""
+
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -33,3 +37,10 @@ ALEMBIC_OPS = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
+
+if os.environ.get("EXAMPLE_PG_NAME"):
+    # The same project on PostgreSQL; libpq reads PGHOST, PGPORT, PGUSER, PGPASSWORD.
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["EXAMPLE_PG_NAME"],
+    }

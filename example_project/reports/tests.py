@@ -1,11 +1,16 @@
 """The test database gets the ops schema too: ``manage.py migrate`` runs the
-ops migrations (post_migrate), also when Django's test runner creates it."""
+ops migrations (post_migrate), also when Django's test runner creates it.
+
+Between ``TransactionTestCase`` tests Django's flush empties the ops-owned
+table ``reports_daily_sales`` together with Django's tables, although
+``reports_salesnote`` (Django's) and it reference each other's tables.
+"""
 
 import datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.test import TestCase
+from django.test import TestCase, TransactionTestCase
 from shop.models import Product
 
 from reports.models import DailySales, SalesNote
@@ -38,3 +43,20 @@ class OpsSchemaTests(TestCase):
             [c["foreign_key"] for c in constraints.values() if c["foreign_key"]],
         )
         self.assertEqual(day.notes.get().text, "best day for caps")
+
+
+class FlushTests(TransactionTestCase):
+    """Run in name order: the second test sees what the flush after the first left."""
+
+    def test_1_writes_rows_in_django_and_ops_tables(self) -> None:
+        tea = Product.objects.create(sku="TEA-01", name="Tea", price=Decimal("4.00"))
+        day = DailySales.objects.create(
+            day=datetime.date(2025, 11, 5), product=tea, units=1, revenue=Decimal("4.00")
+        )
+        SalesNote.objects.create(daily_sales=day, text="first tea")
+
+    def test_2_flush_emptied_the_ops_table_too(self) -> None:
+        self.assertFalse(DailySales.objects.exists())
+        self.assertFalse(SalesNote.objects.exists())
+        # The same rows again: nothing left over collides with them.
+        self.test_1_writes_rows_in_django_and_ops_tables()

@@ -1,0 +1,437 @@
+"""Django's flush empties ops-owned tables with Django's own (SPEC: Testing helpers).
+
+In-process: ``call_command("flush")`` as ``TransactionTestCase`` calls it,
+``sqlflush``'s single statement, a test case's ``available_apps``. In real
+subprocesses: pytest with transactional tests, ``serialized_rollback`` and
+``--reuse-db``; ``manage.py flush`` on a database that is not a test
+database; the example project on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.db import connections
+
+from .conftest import Project, pg_execute, query, run
+from .test_test_databases import run_in
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: An ops table whose foreign key points at a Django table (auth_user), and
+#: one without a model whose first row the migration inserts.
+NOTE_SCRIPT = {
+    "revision": "n1",
+    "upgrade": """
+        op.create_table(
+            "shop_note",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("user_id", sa.Integer, sa.ForeignKey("auth_user.id"), nullable=False),
+        )
+        code = op.create_table("shop_code", sa.Column("code", sa.String(10), primary_key=True))
+        op.bulk_insert(code, [{"code": "T1W"}])
+    """,
+    "downgrade": 'op.drop_table("shop_code")\nop.drop_table("shop_note")',
+}
+
+
+def with_notes(project: Project, alias: str, models: str = "") -> None:
+    project.app("shop", models=models)
+    project.script("shop", "0001_initial", **NOTE_SCRIPT)
+    run("opsmigrate", database=alias)
+    user_id = insert_user(alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute("INSERT INTO shop_note (user_id) VALUES (%s)", [user_id])
+
+
+def insert_user(alias: str) -> int:
+    from django.contrib.auth.models import User
+
+    return int(User.objects.using(alias).create(username=f"u{uuid.uuid4().hex[:8]}").pk)
+
+
+def count(alias: str, table: str) -> int:
+    return int(query(alias, f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+def test_flush_empties_ops_tables_with_djangos(project: Project, alias: str) -> None:
+    """A foreign key from an ops table to a Django table used to stop the flush
+    ("Database ... couldn't be flushed") on both backends."""
+    with_notes(project, alias)
+    run("flush", interactive=False, database=alias, verbosity=0)
+    assert count(alias, "auth_user") == 0
+    assert count(alias, "shop_note") == 0
+    # Like a RunPython migration's rows: gone after a flush.
+    assert count(alias, "shop_code") == 0
+    # The version tables are kept, like django_migrations.
+    assert query(alias, "SELECT version_num FROM alembic_ops_version") == [("n1",)]
+    assert count(alias, "django_migrations") > 0
+
+
+def test_sqlflush_shows_one_statement(project: Project, alias: str) -> None:
+    with_notes(project, alias)
+    sql = run("sqlflush", database=alias)
+    lines = sql.splitlines()
+    if connections[alias].vendor == "postgresql":
+        (truncate,) = [line for line in lines if line.startswith("TRUNCATE")]
+        assert all(f'"{t}"' in truncate for t in ("shop_note", "shop_code", "auth_user"))
+    else:
+        assert "PRAGMA defer_foreign_keys = ON;" in lines
+        for table in ("shop_note", "shop_code", "auth_user"):
+            assert f'DELETE FROM "{table}";' in lines
+    assert "alembic_ops_version" not in sql and "django_migrations" not in sql
+
+
+CODE_MODEL = """
+from django.db import models
+
+class Code(models.Model):
+    code = models.CharField(max_length=10, primary_key=True)
+
+    class Meta:
+        managed = False
+        db_table = "shop_code"
+"""
+
+
+def test_flush_of_available_apps_empties_their_target_tables(project: Project, alias: str) -> None:
+    """A test case's ``available_apps`` flushes only those apps: the tables of
+    their targets (unmanaged models) go with them, other apps' tables stay."""
+    with_notes(project, alias, models=CODE_MODEL)
+    content_types = count(alias, "django_content_type")
+    apps.set_available_apps(["django.contrib.auth", "shop"])
+    try:
+        # What TransactionTestCase passes when it has available_apps.
+        run("flush", interactive=False, database=alias, verbosity=0, allow_cascade=True)
+    finally:
+        apps.unset_available_apps()
+    assert count(alias, "shop_code") == 0
+    assert count(alias, "auth_user") == 0
+    assert count(alias, "django_content_type") == content_types > 0
+
+
+# -- real subprocesses ------------------------------------------------------------------
+
+SETTINGS = """
+SECRET_KEY = "x"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth",
+                  "django_alembic_ops", "shop"]
+DATABASES = {DATABASES}
+"""
+
+MODELS = """
+from django.db import models
+
+class Thing(models.Model):
+    owner = models.ForeignKey("auth.User", on_delete=models.DO_NOTHING)
+    code = models.CharField(max_length=10, unique=True)
+
+    class Meta:
+        managed = False
+        db_table = "shop_thing"
+"""
+
+SCRIPT = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "t1"
+down_revision = None
+branch_labels = ("shop",)
+depends_on = None
+django_dependencies = [("auth", "0001_initial")]
+
+
+def upgrade():
+    op.create_table(
+        "shop_thing",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("owner_id", sa.Integer, sa.ForeignKey("auth_user.id"), nullable=False),
+        sa.Column("code", sa.String(10), nullable=False, unique=True),
+    )
+    code = op.create_table("shop_code", sa.Column("code", sa.String(10), primary_key=True))
+    op.bulk_insert(code, [{"code": "T1W"}])
+
+
+def downgrade():
+    op.drop_table("shop_code")
+    op.drop_table("shop_thing")
+"""
+
+#: Run in file order (pytest-django puts transactional tests after the others).
+#: The serialized_rollback tests come first: a flush that fires post_migrate
+#: (after a plain transactional test) recreates Django's content types under
+#: new ids, which Django's own deserialization then collides with.
+PYTEST_TESTS = """
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from shop.models import Thing
+
+
+def codes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT code FROM shop_code ORDER BY code")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def write_rows():
+    owner = User.objects.create(username="owner")
+    # Unique: a row left over from a previous --reuse-db run collides.
+    Thing.objects.create(owner=owner, code="T2X")
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO shop_code (code) VALUES ('X1')")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_1_serialized_rollback_over_the_first_rows():
+    assert codes() == ["T1W"]
+    write_rows()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_2_serialized_rollback_brings_back_migration_rows():
+    assert codes() == ["T1W"]
+    assert not Thing.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_3_writes_rows():
+    assert codes() == []
+    write_rows()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_4_flushed():
+    assert not Thing.objects.exists()
+    assert not User.objects.exists()
+    assert codes() == []
+"""
+
+#: For manage.py test (classes in name order, then methods): the serialized
+#: tests first, for the reason above.
+DJANGO_TESTS = """
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import TransactionTestCase
+from shop.models import Thing
+
+
+def codes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT code FROM shop_code ORDER BY code")
+        return [row[0] for row in cursor.fetchall()]
+
+
+class ASerializedTests(TransactionTestCase):
+    serialized_rollback = True
+
+    def test_1_first_rows(self):
+        self.assertEqual(codes(), ["T1W"])
+        Thing.objects.create(owner=User.objects.create(username="owner"), code="T2X")
+
+    def test_2_migration_rows_are_back(self):
+        self.assertEqual(codes(), ["T1W"])
+        self.assertFalse(Thing.objects.exists())
+
+
+class FlushTests(TransactionTestCase):
+    def test_1_writes_rows(self):
+        self.assertEqual(codes(), [])
+        Thing.objects.create(owner=User.objects.create(username="owner"), code="T2X")
+
+    def test_2_flushed(self):
+        self.assertFalse(Thing.objects.exists())
+        self.assertEqual(codes(), [])
+"""
+
+
+def make_project(root: Path, databases: str) -> Path:
+    files = {
+        "settings.py": SETTINGS.replace("{DATABASES}", databases),
+        "manage.py": (
+            "import os, sys\n"
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
+            "from django.core.management import execute_from_command_line\n"
+            "execute_from_command_line(sys.argv)\n"
+        ),
+        "pytest.ini": "[pytest]\nDJANGO_SETTINGS_MODULE = settings\n",
+        "shop/__init__.py": "",
+        "shop/models.py": MODELS,
+        "shop/migrations_ops/__init__.py": "",
+        "shop/migrations_ops/0001_initial.py": SCRIPT,
+        "shop/tests.py": DJANGO_TESTS,
+        "test_flush_between_tests.py": PYTEST_TESTS,
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def pytest_in(root: Path, *args: str) -> Any:
+    return run_in(root, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args)
+
+
+def pg_settings(name: str) -> dict[str, Any]:
+    pg = settings.DATABASES["postgres"]
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        **{key: pg[key] for key in ("HOST", "PORT", "USER", "PASSWORD")},
+    }
+
+
+def drop_databases(*names: str) -> None:
+    for name in names:
+        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def databases(request: pytest.FixtureRequest, alias: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(vendor, DATABASES["default"])`` of a subprocess project, per backend.
+
+    SQLite: a file test database (``--reuse-db`` keeps it); PostgreSQL: names
+    of its own, dropped afterwards.
+    """
+    if alias == "default":
+        yield (
+            "sqlite",
+            {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": "db.sqlite3",
+                "TEST": {"NAME": "test_db.sqlite3"},
+            },
+        )
+        return
+    name = f"ops_flush_{uuid.uuid4().hex[:8]}"
+    try:
+        yield "postgresql", pg_settings(name)
+    finally:
+        drop_databases(name, f"test_{name}")
+
+
+def test_pytest_transactional_tests_and_reuse_db(
+    tmp_path: Path, databases: tuple[str, dict[str, Any]]
+) -> None:
+    """Rows in ops tables are flushed between transactional tests and never
+    reach the next --reuse-db run; serialized_rollback brings back the row
+    the ops migration inserted."""
+    root = make_project(tmp_path, repr({"default": databases[1]}))
+    first = pytest_in(root, "--create-db", "--reuse-db", "test_flush_between_tests.py")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "4 passed" in first.stdout
+    # Django serializes a kept database as it finds it (flushed): as for its
+    # own RunPython rows, serialized_rollback is for a database built this run.
+    again = pytest_in(root, "--reuse-db", "-k", "not serialized", "test_flush_between_tests.py")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 passed" in again.stdout
+
+
+def test_manage_py_test(tmp_path: Path, databases: tuple[str, dict[str, Any]]) -> None:
+    root = make_project(tmp_path, repr({"default": databases[1]}))
+    result = run_in(root, "manage.py", "test", "shop", "--noinput")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 4 tests" in result.stderr
+
+
+SHELL_SETUP = """
+from django.contrib.auth.models import User
+from django.db import connection
+from shop.models import Thing
+
+Thing.objects.create(owner=User.objects.create(username="owner"), code="T2X")
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE legacy_ledger (id INTEGER PRIMARY KEY, amount INTEGER)")
+    cursor.execute("INSERT INTO legacy_ledger VALUES (1, 100)")
+"""
+
+SHELL_COUNTS = """
+from django.db import connection
+
+with connection.cursor() as cursor:
+    for table in ("auth_user", "shop_thing", "shop_code", "legacy_ledger", "alembic_ops_version"):
+        cursor.execute(f"SELECT COUNT(*) FROM {table}")
+        print("count", table, cursor.fetchone()[0])
+"""
+
+
+def test_manage_py_flush_outside_tests(
+    tmp_path: Path, databases: tuple[str, dict[str, Any]]
+) -> None:
+    """Outside tests only the tables ops owns by definition (the app's target:
+    its unmanaged models) are emptied; another service's table is untouched."""
+    vendor, database = databases
+    if vendor == "postgresql":
+        pg_execute(f'CREATE DATABASE "{database["NAME"]}"')
+    root = make_project(tmp_path, repr({"default": database}))
+    for argv in (["migrate"], ["shell", "-c", SHELL_SETUP], ["flush", "--noinput"]):
+        result = run_in(root, "manage.py", *argv)
+        assert result.returncode == 0, result.stdout + result.stderr
+    result = run_in(root, "manage.py", "shell", "-c", SHELL_COUNTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # (Django's shell may print more, e.g. what it imported.)
+    counts = dict(
+        line.split()[1:] for line in result.stdout.splitlines() if line.startswith("count ")
+    )
+    assert counts == {
+        "auth_user": "0",
+        "shop_thing": "0",
+        # No model, no target_metadata: not known as ops-owned outside tests.
+        "shop_code": "1",
+        "legacy_ledger": "1",
+        "alembic_ops_version": "1",
+    }
+
+
+def test_example_project_transaction_test_case(tmp_path: Path, alias: str) -> None:
+    """The example project (an ops table and a Django table referencing each
+    other) passes its tests, TransactionTestCase included, on each backend."""
+    root = tmp_path / "example_project"
+    shutil.copytree(
+        REPO / "example_project",
+        root,
+        ignore=shutil.ignore_patterns("db.sqlite3*", "__pycache__"),
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    name = f"ops_example_{uuid.uuid4().hex[:8]}"
+    if alias != "default":
+        pg = settings.DATABASES[alias]
+        env.update(
+            EXAMPLE_PG_NAME=name,
+            PGHOST=pg["HOST"],
+            PGPORT=str(pg["PORT"]),
+            PGUSER=pg["USER"],
+            PGPASSWORD=pg["PASSWORD"],
+        )
+    try:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "test", "--noinput"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        if alias != "default":
+            drop_databases(f"test_{name}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 5 tests" in result.stderr
