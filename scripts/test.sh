@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: sets up everything on a fresh machine, then runs lint,
-# type checks, the docs build and the test suite (on the newest Django with
-# psycopg 3, then on Django 4.2 LTS with psycopg2), stopping at the first failure.
+# type checks, the docs build and the test suite (on this Python's newest Django
+# with psycopg 3, then at the lowest declared versions with psycopg2, then on the
+# newest Django 6.x), stopping at the first failure.
 #
 #   bash scripts/test.sh [pytest args...]
 #
@@ -53,13 +54,53 @@ if [[ -f docs/conf.py ]]; then
 fi
 "$bin/pytest" "$@"
 
-# Django 4.2 LTS with psycopg2 is supported too: the same suite in its own
-# venv (tests that need Django 5.1 features skip, saying so). No psycopg 3
-# there, so Django, SQLAlchemy and --sql all take psycopg2.
-[[ -x .venv-django42/bin/python ]] || python3 -m venv .venv-django42
-lts=.venv-django42/bin
-$lts/pip install -q -e . 'django>=4.2,<5' psycopg2-binary 'pytest>=8' 'pytest-django>=4.8' \
+# The support matrix, kept true by two more legs of the same suite, each in its
+# own venv (tests that need Django 5.1 features skip, saying so):
+# - "lowest": the oldest Python and exactly the lower bounds pyproject.toml
+#   declares (Django 4.2.0, SQLAlchemy, Alembic), on psycopg2 with no psycopg 3
+#   installed, so Django, SQLAlchemy and --sql all take psycopg2;
+# - "newest": the newest Django (6.x needs Python 3.12+) on psycopg 3.
+# Interpreters come from PATH or pyenv's versions folder.
+find_python() {
+    local candidate
+    for candidate in "$(command -v "python$1" || true)" \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1" \
+        /root/.pyenv/versions/"$1".*/bin/"python$1"; do
+        if [[ -n $candidate && -x $candidate ]]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+{ set +x; } 2>/dev/null
+lower_bounds=$("$bin/python" -c '
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    print(" ".join(d.replace(">=", "==") for d in tomllib.load(f)["project"]["dependencies"]))')
+python_lowest=$(find_python 3.10) || {
+    echo "test.sh: *** WARNING: no Python 3.10 found; the lowest-versions leg runs on python3. ***" >&2
+    python_lowest=python3
+}
+python_newest=$(find_python 3.13 || find_python 3.12) || python_newest=""
+set -x
+
+[[ -x .venv-lowest/bin/python ]] || "$python_lowest" -m venv .venv-lowest
+low=.venv-lowest/bin
+# shellcheck disable=SC2086  # one word per requirement
+$low/pip install -q -e . $lower_bounds psycopg2-binary 'pytest>=8' 'pytest-django>=4.8' \
     'pytest-xdist>=3' </dev/null
-$lts/pip uninstall -q -y psycopg psycopg-binary psycopg-c </dev/null 2>/dev/null || true
-$lts/python -c 'import django, importlib.util as u; assert django.VERSION[:2] == (4, 2); assert not u.find_spec("psycopg")'
-$lts/pytest -n 2 "$@"
+$low/pip uninstall -q -y psycopg psycopg-binary psycopg-c </dev/null 2>/dev/null || true
+$low/python -c 'import django, importlib.util as u; assert django.VERSION[:3] == (4, 2, 0); assert not u.find_spec("psycopg")'
+$low/pytest -n 2 "$@"
+
+if [[ -z $python_newest ]]; then
+    { set +x; } 2>/dev/null
+    echo "test.sh: *** WARNING: no Python 3.12+ found: the newest-Django (6.x) leg did NOT run. ***" >&2
+    exit 0
+fi
+[[ -x .venv-newest/bin/python ]] || "$python_newest" -m venv .venv-newest
+new=.venv-newest/bin
+$new/pip install -q -U -e '.[test]' 'Django>=6' </dev/null
+$new/python -c 'import django; assert django.VERSION >= (6, 0), django.VERSION'
+$new/pytest -n 2 "$@"
