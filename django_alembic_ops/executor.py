@@ -18,7 +18,7 @@ from alembic.util import CommandError as AlembicCommandError
 from django.apps import apps as django_apps
 from django.db import DEFAULT_DB_ALIAS, connections, router
 
-from . import discovery, naming
+from . import discovery, naming, testdb
 from . import scripts as scripts_module
 from .errors import (
     DjangoDependencyNotApplied,
@@ -80,6 +80,9 @@ def check_recorded(alias: str, scripts: OpsScripts, heads: Sequence[str]) -> Non
         return
     revisions = ", ".join(f"'{revision}'" for revision in unknown)
     noun = "revision" if len(unknown) == 1 else "revisions"
+    if testdb.reusing_test_database(alias):
+        # A kept test database is disposable: rebuilt, not repaired.
+        raise UnknownRecordedRevision(testdb.kept_database_message(alias, revisions, noun))
     database = "" if alias == DEFAULT_DB_ALIAS else f" --database {alias}"
     raise UnknownRecordedRevision(
         f"Database '{alias}' records ops {noun} {revisions}, which no script defines "
@@ -210,6 +213,8 @@ def check_django_dependencies(
 
     loader = MigrationLoader(connections[alias], ignore_no_migrations=True)
     applied = loader.applied_migrations
+    # Built from the models, recording no migration: its tables are complete.
+    from_models = testdb.built_without_migrations(alias)
     replaced = {key for migration in loader.replacements.values() for key in migration.replaces}
     unapplied: dict[str, list[tuple[str, str]]] = {}
     for step, (app_label, name) in needed:
@@ -219,7 +224,7 @@ def check_django_dependencies(
                 f"{where} {app_label}.{name}, but no installed app has the label "
                 f"'{app_label}'. Fix django_dependencies in {step.migration.name}.py."
             )
-        if app_label not in loader.migrated_apps or (app_label, name) in applied:
+        if from_models or app_label not in loader.migrated_apps or (app_label, name) in applied:
             # An app without migrations (TEST["MIGRATE"] = False, pytest
             # --nomigrations) has its tables from syncdb, which has run.
             continue

@@ -12,6 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,7 +89,8 @@ class ThingTransactionTests(TransactionTestCase):
 """
 
 
-def make_project(root: Path, databases: str) -> Path:
+def make_project(root: Path, databases: str, extra: dict[str, str] | None = None) -> Path:
+    """The project; ``extra`` adds or replaces files, by path."""
     files = {
         "settings.py": SETTINGS.replace("{DATABASES}", databases),
         "manage.py": (
@@ -103,6 +106,7 @@ def make_project(root: Path, databases: str) -> Path:
         "shop/migrations_ops/0001_initial.py": SCRIPT,
         "shop/tests.py": DJANGO_TEST,
         "test_things.py": PYTEST_TEST,
+        **(extra or {}),
     }
     for name, text in files.items():
         path = root / name
@@ -216,3 +220,151 @@ def test_router_two_sqlite_files(tmp_path: Path) -> None:
     assert versions("other.sqlite3") == ["t1"]
     assert "shop_thing" not in tables("default.sqlite3")
     assert versions("default.sqlite3") == []
+
+
+# -- TEST["MIGRATE"] = False -----------------------------------------------------------
+
+#: The ops migration needs a Django migration; the test database built from
+#: the models records none.
+SCRIPT_WITH_DEPENDENCY = SCRIPT.replace(
+    "depends_on = None", 'depends_on = None\ndjango_dependencies = [("auth", "0001_initial")]'
+)
+
+PYTEST_HELPERS = """
+import pytest
+from django_alembic_ops.testing import stairway
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ops_migrator(ops_migrator):
+    ops_migrator.migrate("shop", "zero")
+    assert ops_migrator.applied("shop") == []
+    ops_migrator.migrate("shop", "0001")
+    assert ops_migrator.applied("shop") == ["shop.0001_initial"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stairway():
+    assert stairway(["shop"]) == ["shop.0001_initial"]
+"""
+
+DJANGO_HELPERS = """
+from django_alembic_ops.testing import OpsMigratorTestCase
+
+
+class HelperTests(OpsMigratorTestCase):
+    def test_migrator(self):
+        self.ops_migrator.migrate("shop", "zero")
+        self.assertEqual(self.ops_migrator.applied("shop"), [])
+
+    def test_stairway(self):
+        self.assertEqual(self.assertOpsStairway(["shop"]), ["shop.0001_initial"])
+"""
+
+
+def pg_database(pg_alias: str, name: str, **extra: object) -> dict[str, object]:
+    pg = settings.DATABASES[pg_alias]
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        **{key: pg[key] for key in ("HOST", "PORT", "USER", "PASSWORD")},
+        **extra,
+    }
+
+
+def drop_pg_databases(*names: str) -> None:
+    from .conftest import pg_execute
+
+    for name in names:
+        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def default_database(alias: str) -> Iterator[dict[str, object]]:
+    """``DATABASES["default"]`` of a subprocess project, per backend: a SQLite
+    file test database (kept by ``--reuse-db``), or PostgreSQL with names of
+    its own (dropped afterwards)."""
+    if alias == "default":
+        yield {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": "db.sqlite3",
+            "TEST": {"NAME": "test_db.sqlite3"},
+        }
+        return
+    name = f"ops_testdb_{uuid.uuid4().hex[:8]}"
+    try:
+        yield pg_database(alias, name)
+    finally:
+        drop_pg_databases(name, f"test_{name}")
+
+
+def test_test_migrate_false(tmp_path: Path, default_database: dict[str, object]) -> None:
+    """TEST["MIGRATE"] = False builds the test database from the models and
+    records no Django migration: django_dependencies count as satisfied there,
+    as under --nomigrations, for ops_migrator, stairway, the checks and the
+    TestCase helpers."""
+    database = {**default_database, "TEST": {**default_database.get("TEST", {}), "MIGRATE": False}}
+    extra = {
+        "shop/migrations_ops/0001_initial.py": SCRIPT_WITH_DEPENDENCY,
+        "test_helpers.py": PYTEST_HELPERS,
+        "shop/tests.py": DJANGO_HELPERS,
+    }
+    root = make_project(tmp_path, repr({"default": database}), extra)
+    # (models_match_ddl compares the model, which has nothing to do with this.)
+    checks = ("--ops-checks", "-k", "not models_match")
+    result = pytest_in(root, "--create-db", *checks, "test_helpers.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 passed" in result.stdout
+    result = run_in(root, "manage.py", "test", "shop", "--noinput")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 2 tests" in result.stderr
+
+
+# -- a kept test database after a branch switch -------------------------------------------
+
+SECOND_SCRIPT = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "t2"
+down_revision = "t1"
+branch_labels = None
+depends_on = None
+
+def upgrade():
+    op.create_table("shop_extra", sa.Column("id", sa.Integer, primary_key=True))
+
+def downgrade():
+    op.drop_table("shop_extra")
+"""
+
+
+def test_kept_test_database_after_a_branch_switch(
+    tmp_path: Path, default_database: dict[str, object]
+) -> None:
+    """A kept test database records a revision whose script is gone: one line
+    says how to rebuild it, never a command for the development database."""
+    extra = {"shop/migrations_ops/0002_extra.py": SECOND_SCRIPT}
+    root = make_project(tmp_path, repr({"default": default_database}), extra)
+    result = pytest_in(root, "--create-db", "--reuse-db", "test_things.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (root / "shop/migrations_ops/0002_extra.py").unlink()  # back on the other branch
+    name = "test_db.sqlite3" if "TEST" in default_database else f"test_{default_database['NAME']}"
+    expected = (
+        f"The test database '{name}' (alias 'default') was kept from an earlier run and "
+        "records ops revision 't2', which no script defines (a branch switch?). It is "
+        "disposable: recreate it with 'pytest --create-db', or run 'manage.py test' without "
+        "'--keepdb'."
+    )
+    for argv in (
+        ["-m", "pytest", "-p", "no:cacheprovider", "-q", "--reuse-db", "test_things.py"],
+        ["manage.py", "test", "shop", "--keepdb", "--noinput"],
+    ):
+        result = run_in(root, *argv)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert expected in output, output
+        assert "opsshowmigrations" not in output and "--fake" not in output, output
+    result = pytest_in(root, "--create-db", "test_things.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
