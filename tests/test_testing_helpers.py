@@ -22,7 +22,7 @@ from django_alembic_ops.errors import (
 )
 from django_alembic_ops.testing import OpsMigrator, schema_differences, stairway
 
-from .conftest import Project, _objects, table_names
+from .conftest import Project, _objects, one_table, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -465,3 +465,63 @@ def test_check_models_match_ddl(project: Project, alias: str) -> None:
     )
     assert "note" in message
     assert message.endswith("Run 'python manage.py opsmakemigration shop' to write the migration.")
+
+
+REFERENCED = """
+from django.db import models
+
+class Thing(models.Model):
+    class Meta:
+        managed = False
+        db_table = "shop_thing"
+
+class Note(models.Model):
+    thing = models.ForeignKey(Thing, on_delete=models.CASCADE)
+"""
+
+
+def test_checks_skip_when_a_django_table_references_an_ops_table(
+    project: Project, alias: str
+) -> None:
+    """On PostgreSQL an ops table that a Django table references cannot be
+    dropped: check_upgrade and check_stairway skip, saying why, and leave the
+    database at the heads; on SQLite they run."""
+    project.app("shop", models=REFERENCED)
+    project.script("shop", "0001_initial", revision="r1", **one_table("shop_thing"))
+    api.migrate(database=alias)
+    from django.apps import apps
+
+    with connections[alias].schema_editor() as editor:  # what Django's migration creates
+        editor.create_model(apps.get_model("shop", "Note"))
+    for check in (testing.check_upgrade, testing.check_stairway):
+        if connections[alias].vendor == "postgresql":
+            with pytest.raises(unittest.SkipTest) as info:
+                check("shop", database=alias)
+            assert str(info.value) == (
+                "Django's tables reference tables of the ops migrations by foreign key "
+                "(shop_note -> shop_thing), so on postgresql the ops migrations of 'shop' "
+                "cannot be unapplied while those tables exist"
+            )
+        else:
+            check("shop", database=alias)
+        assert api.unapplied(database=alias) == []
+        assert "shop_thing" in table_names(alias)
+
+
+def test_checks_report_other_dependent_objects(project: Project, pg_alias: str) -> None:
+    """A view of another app on an ops table (no depends_on) is the app's own
+    mistake: reported, not skipped."""
+    project.app("shop")
+    project.app("reports")
+    project.script("shop", "0001_initial", revision="r1", **one_table("shop_thing"))
+    project.script(
+        "reports",
+        "0001_initial",
+        revision="v1",
+        upgrade='op.execute("CREATE VIEW reports_things AS SELECT id FROM shop_thing")',
+        downgrade='op.execute("DROP VIEW reports_things")',
+    )
+    api.migrate("shop", database=pg_alias)
+    api.migrate("reports", database=pg_alias)
+    with pytest.raises(AssertionError, match="DependentObjectsStillExist"):
+        testing.check_upgrade("shop", database=pg_alias)
