@@ -327,7 +327,8 @@ class DjangoMigrationContext(MigrationContext):
         self.ops_autocommit = False
         self.ops_error = None
         assert self.connection is not None
-        event.listen(self.connection, "before_cursor_execute", self._statement_executed)
+        # After execution: a statement that failed changed nothing.
+        event.listen(self.connection, "after_cursor_execute", self._statement_executed)
         event.listen(self.connection, "commit", self._commit_requested)
         self.connection.info[_CONTEXT_KEY] = self
         _watch_errors(self.connection.engine)

@@ -234,3 +234,56 @@ def test_revision_id_longer_than_the_version_column(project: Project, alias: str
     path.write_text(path.read_text().replace(long_id, "b" * 32))
     assert "Applying shop.0002_long... OK" in run("opsmigrate", database=alias)
     assert versions(alias) == ["b" * 32]
+
+
+# -- 3. "rolled back" only when it was ------------------------------------------------
+
+
+def test_failing_statement_inside_autocommit_block(project: Project, alias: str) -> None:
+    """Named as the failure, not among the statements that committed."""
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_index",
+        revision="f1",
+        upgrade="""
+            op.execute("CREATE TABLE fail_a (id INTEGER PRIMARY KEY)")
+            with op.get_context().autocommit_block():
+                op.execute("INSERT INTO fail_nowhere (id) VALUES (1)")
+        """,
+    )
+    message = run_error("opsmigrate", database=alias)
+    assert message.startswith("Applying shop.0001_index failed and was not rolled back: ")
+    assert message.endswith(
+        "; statement: INSERT INTO fail_nowhere (id) VALUES (1); these statements had "
+        "committed: CREATE TABLE fail_a (id INTEGER PRIMARY KEY)"
+    )
+    assert "fail_a" in table_names(alias)
+    assert versions(alias) == []
+
+
+def test_marked_for_rollback_after_autocommit_block(project: Project, alias: str) -> None:
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_index",
+        revision="f1",
+        header="from django.db import transaction",
+        upgrade=f"""
+            op.execute("CREATE TABLE fail_a (id INTEGER PRIMARY KEY)")
+            with op.get_context().autocommit_block():
+                op.create_index("ix_fail_a", "fail_a", ["id"], postgresql_concurrently=True)
+            {table("fail_b")}
+            transaction.set_rollback(True, using="{alias}")
+        """,
+    )
+    message = run_error("opsmigrate", database=alias)
+    concurrently = "CONCURRENTLY " if alias == "postgres" else ""
+    assert message == (
+        f"Applying shop.0001_index failed and was not rolled back: {MARKED}; these statements "
+        "had committed: CREATE TABLE fail_a (id INTEGER PRIMARY KEY); "
+        f"CREATE INDEX {concurrently}ix_fail_a ON fail_a (id)"
+    )
+    assert "fail_a" in table_names(alias) and "fail_b" not in table_names(alias)
+    assert versions(alias) == []
+    assert_connection_usable(alias)
