@@ -10,8 +10,14 @@ version column is refused before anything runs.
 
 from __future__ import annotations
 
+from io import StringIO
+from typing import Any
+
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
+from django.test.utils import override_settings
 
 from .conftest import Project, one_table, query, run, run_error, table_names
 
@@ -287,3 +293,76 @@ def test_marked_for_rollback_after_autocommit_block(project: Project, alias: str
     assert "fail_a" in table_names(alias) and "fail_b" not in table_names(alias)
     assert versions(alias) == []
     assert_connection_usable(alias)
+
+
+# -- TRANSACTION_PER_MIGRATION off: one transaction, reported once it committed -------
+
+ONE_RUN = {"TRANSACTION_PER_MIGRATION": False}
+
+
+def output_and_error(*args: str, **options: Any) -> tuple[str, str | None]:
+    """What the command printed, and its error message (``None`` when it succeeded)."""
+    out = StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=out, no_color=True, **options)
+    except CommandError as exc:
+        return out.getvalue(), str(exc)
+    return out.getvalue(), None
+
+
+def test_one_transaction_reports_ok_after_commit(project: Project, alias: str) -> None:
+    project.app("shop")
+    project.script("shop", "0001_first", revision="f1", **one_table("fail_first"))
+    project.script("shop", "0002_second", revision="f2", down="f1", **one_table("fail_second"))
+    with override_settings(ALEMBIC_OPS=ONE_RUN):
+        out, error = output_and_error("opsmigrate", database=alias)
+    assert error is None
+    assert out.endswith(
+        "Running ops migrations:\n"
+        "  Applying shop.0001_first... OK\n"
+        "  Applying shop.0002_second... OK\n"
+    )
+    assert versions(alias) == ["f2"]
+
+
+def test_one_transaction_failure_names_what_it_rolled_back(project: Project, alias: str) -> None:
+    project.app("shop")
+    project.script("shop", "0001_first", revision="f1", **one_table("fail_first"))
+    project.script(
+        "shop",
+        "0002_broken",
+        revision="f2",
+        down="f1",
+        upgrade='raise RuntimeError("boom")',
+    )
+    with override_settings(ALEMBIC_OPS=ONE_RUN):
+        out, error = output_and_error("opsmigrate", database=alias)
+    assert error == (
+        "Applying shop.0002_broken failed and was rolled back (in one transaction with "
+        "shop.0001_first: TRANSACTION_PER_MIGRATION is off): RuntimeError: boom"
+    )
+    assert " OK" not in out  # 0001 ran, but never committed
+    assert not {"fail_first", "alembic_ops_version"} & table_names(alias)
+
+
+def test_one_transaction_failing_at_commit(project: Project, pg_alias: str) -> None:
+    project.app("shop")
+    project.script("shop", "0001_parent", revision="f1", upgrade=DEFERRED_PARENT)
+    project.script(
+        "shop",
+        "0002_orphan",
+        revision="f2",
+        down="f1",
+        upgrade='op.execute("INSERT INTO fail_child (id, parent_id) VALUES (1, 9)")',
+    )
+    with override_settings(ALEMBIC_OPS=ONE_RUN):
+        out, error = output_and_error("opsmigrate", database=pg_alias)
+    assert error is not None
+    assert error.startswith(
+        "Committing shop.0001_parent, shop.0002_orphan failed and they were rolled back "
+        "(one transaction: TRANSACTION_PER_MIGRATION is off): ForeignKeyViolation: "
+    )
+    assert error.endswith("; statement: COMMIT")
+    assert " OK" not in out
+    assert not {"fail_parent", "alembic_ops_version"} & table_names(pg_alias)
+    assert_connection_usable(pg_alias)
