@@ -16,11 +16,10 @@ only (see :mod:`django_alembic_ops.runner`).
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from django.db import connections
@@ -30,6 +29,9 @@ from sqlalchemy.pool import NullPool
 
 from . import state
 from .errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 #: Django ``connection.vendor`` -> SQLAlchemy dialect name.
 VENDOR_DIALECTS = {
@@ -68,23 +70,43 @@ def _borrowing_dialect(base: type[Dialect]) -> type[Dialect]:
     return type(f"DjangoBorrowed{base.__name__}", (base,), namespace)
 
 
-def _driver_for(vendor: str) -> str:
-    """The SQLAlchemy ``dialect+driver`` matching the DBAPI Django uses."""
-    if vendor == "postgresql":
-        # Django prefers psycopg 3 when both are installed; so do we.
-        if importlib.util.find_spec("psycopg") is not None:
-            return "postgresql+psycopg"
-        return "postgresql+psycopg2"
-    if vendor == "mysql":
-        return "mysql+mysqldb"
-    if vendor == "oracle":
-        return "oracle+oracledb"
-    return "sqlite+pysqlite"
+#: Top-level module of the DBAPI Django loaded -> SQLAlchemy driver name.
+_DBAPI_DRIVERS = {
+    "psycopg": "psycopg",
+    "psycopg2": "psycopg2",
+    "MySQLdb": "mysqldb",
+    "pymysql": "pymysql",  # pymysql.install_as_MySQLdb(): Django imports it as MySQLdb
+    "oracledb": "oracledb",
+    "cx_Oracle": "cx_oracle",
+    "sqlite3": "pysqlite",
+}
+#: When the DBAPI module is none of those (a custom backend's): the vendor's usual driver.
+_DEFAULT_DRIVERS = {
+    "postgresql": "psycopg",
+    "mysql": "mysqldb",
+    "oracle": "oracledb",
+    "sqlite": "pysqlite",
+}
+
+
+def _driver_for(connection: BaseDatabaseWrapper) -> str:
+    """The SQLAlchemy ``dialect+driver`` of the DBAPI module Django loaded.
+
+    ``connection.Database`` is the module Django connects with (psycopg or
+    psycopg2, whichever Django's backend managed to import), never a guess
+    from what is importable: a psycopg that is installed but cannot load
+    libpq leaves Django on psycopg2, and so must it leave us.
+    """
+    dialect = VENDOR_DIALECTS.get(connection.vendor, "sqlite")
+    database = getattr(connection, "Database", None)  # every backend sets it; stubs omit it
+    module = getattr(database, "__name__", "").split(".")[0]
+    driver = _DBAPI_DRIVERS.get(module) or _DEFAULT_DRIVERS.get(dialect, "pysqlite")
+    return f"{dialect}+{driver}"
 
 
 def _engine_for(alias: str) -> Engine:
     connection = connections[alias]
-    driver = _driver_for(connection.vendor)
+    driver = _driver_for(connection)
     key = (alias, driver)
     engine = _engines.get(key)
     if engine is not None:

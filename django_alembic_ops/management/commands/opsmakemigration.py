@@ -57,6 +57,15 @@ class Command(OpsCommand):
         )
         self.add_database_argument(parser)
 
+    def get_check_kwargs(self, options: Any) -> Any:  # called by Django >= 5.2
+        kwargs = dict(super().get_check_kwargs(options))
+        if options["empty"] or options["merge"]:
+            # Only a file is written: no database is touched. Since Django 6.1
+            # the system checks run model checks against every alias unless
+            # told which (connecting each one, creating missing SQLite files).
+            kwargs["databases"] = []
+        return kwargs
+
     def handle(self, *args: Any, **options: Any) -> None:
         labels: list[str] = options["app_label"]
         self.verbosity = options["verbosity"]
