@@ -44,7 +44,14 @@ class DjangoDependencyNotApplied(OpsError):
 
 
 class MigrationFailed(OpsError):
-    """A migration raised while running; it was rolled back."""
+    """A migration failed and is not recorded.
+
+    Raised for an error in the script, at ``COMMIT``, or while recording it in
+    the version table, and for a script that left the transaction marked for
+    rollback. The message says "rolled back" only when everything the
+    migration did was; otherwise "not rolled back" and the statements that
+    had committed (after ``op.get_bind().commit()`` or ``autocommit_block()``).
+    """
 
 
 class DatabaseUnavailable(OpsError):
