@@ -50,6 +50,8 @@ class RunReporter:
             self.stdout.write("  No ops migrations to apply.")
 
     def waiting(self, database: str) -> None:
+        if self.verbosity < 1:  # like every other line: -v 0 prints only errors
+            return
         self.stdout.write(f"Waiting for another opsmigrate run on database '{database}'...")
 
     def progress(
