@@ -486,6 +486,8 @@ def test_checks_skip_when_a_django_table_references_an_ops_table(
     """On PostgreSQL an ops table that a Django table references cannot be
     dropped: check_upgrade and check_stairway skip, saying why, and leave the
     database at the heads; on SQLite they run."""
+    if connections[alias].vendor == "mysql":
+        pytest.skip("MariaDB: a downgrade that fails after DDL committed is the MySQL issue's")
     project.app("shop", models=REFERENCED)
     project.script("shop", "0001_initial", revision="r1", **one_table("shop_thing"))
     api.migrate(database=alias)
