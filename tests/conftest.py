@@ -36,24 +36,31 @@ BASE_APPS = list(settings.INSTALLED_APPS)
 needs_django_51 = pytest.mark.skipif(
     django.VERSION < (5, 1), reason="the models use Django 5.1 features (db_default, condition=)"
 )
-BACKENDS = {"sqlite": "default", "postgresql": "postgres"}
+BACKENDS = {"sqlite": "default", "postgresql": "postgres", "mysql": "mysql"}
+
+# Why an alias may be missing, and the variable that makes its absence an error (CI).
+_SERVERS = {
+    "postgres": ("PostgreSQL", "OPS_TEST_PG_PORT", "OPS_REQUIRE_POSTGRES"),
+    "mysql": ("MariaDB", "OPS_TEST_MYSQL_PORT", "OPS_REQUIRE_MYSQL"),
+}
 
 
 def _require_alias(alias: str) -> None:
     if alias in settings.DATABASES:
         return
+    server, port_variable, require_variable = _SERVERS[alias]
     reason = (
-        "PostgreSQL not configured (set OPS_TEST_PG_PORT, or run 'bash scripts/test.sh', "
+        f"{server} not configured (set {port_variable}, or run 'bash scripts/test.sh', "
         "which starts a private server)"
     )
-    if os.environ.get("OPS_REQUIRE_POSTGRES"):
-        pytest.fail(f"{reason}; OPS_REQUIRE_POSTGRES is set, so this is an error.")
+    if os.environ.get(require_variable):
+        pytest.fail(f"{reason}; {require_variable} is set, so this is an error.")
     pytest.skip(reason)
 
 
 @pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
 def alias(request: pytest.FixtureRequest) -> str:
-    """A database alias, once per backend (SQLite, PostgreSQL)."""
+    """A database alias, once per backend (SQLite, PostgreSQL, MariaDB)."""
     name = BACKENDS[request.param]
     _require_alias(name)
     return name
@@ -64,6 +71,13 @@ def pg_alias() -> str:
     """The PostgreSQL alias (for PostgreSQL-only behaviour)."""
     _require_alias("postgres")
     return "postgres"
+
+
+@pytest.fixture
+def mysql_alias() -> str:
+    """The MariaDB alias (for MySQL-only behaviour)."""
+    _require_alias("mysql")
+    return "mysql"
 
 
 def script_source(
@@ -167,15 +181,22 @@ def _drop_leftovers(alias: str, tables_before: set[str], views_before: set[str])
     tables, views = _objects(alias)
     quote = connection.ops.quote_name
     cascade = " CASCADE" if connection.vendor == "postgresql" else ""
+    # Tables left behind may reference each other: drop them in any order.
+    checks_off, checks_on = {
+        "sqlite": ("PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON"),
+        "mysql": ("SET FOREIGN_KEY_CHECKS = 0", "SET FOREIGN_KEY_CHECKS = 1"),
+    }.get(connection.vendor, ("", ""))
     with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("PRAGMA foreign_keys = OFF")
-        for view in views - views_before:
-            cursor.execute(f"DROP VIEW IF EXISTS {quote(view)}{cascade}")
-        for table in tables - tables_before:
-            cursor.execute(f"DROP TABLE IF EXISTS {quote(table)}{cascade}")
-        if connection.vendor == "sqlite":
-            cursor.execute("PRAGMA foreign_keys = ON")
+        if checks_off:
+            cursor.execute(checks_off)
+        try:
+            for view in views - views_before:
+                cursor.execute(f"DROP VIEW IF EXISTS {quote(view)}{cascade}")
+            for table in tables - tables_before:
+                cursor.execute(f"DROP TABLE IF EXISTS {quote(table)}{cascade}")
+        finally:
+            if checks_on:
+                cursor.execute(checks_on)
 
 
 @pytest.fixture
@@ -263,6 +284,40 @@ def pg_execute(
     connection = pg_connect(dbname=dbname)
     try:
         connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql, list(params) or None)
+            return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        connection.close()
+
+
+def mysql_connect(*, database: str | None = None, **overrides: Any) -> Any:
+    """A DBAPI connection (mysqlclient) to the test MariaDB server, outside Django.
+
+    ``overrides`` replace connection parameters such as ``user``.
+    """
+    import MySQLdb
+
+    server = settings.DATABASES["mysql"]
+    params: dict[str, Any] = {
+        "host": server["HOST"],
+        "port": int(server["PORT"]),
+        "user": server["USER"],
+        "password": server["PASSWORD"],
+        "charset": "utf8mb4",
+        **({"database": database} if database else {}),
+        **overrides,
+    }
+    return MySQLdb.connect(**params)
+
+
+def mysql_execute(
+    sql: str, params: Sequence[Any] = (), *, database: str | None = None
+) -> list[tuple[Any, ...]]:
+    """One autocommitted statement on the test MariaDB server, outside Django."""
+    connection = mysql_connect(database=database)
+    try:
+        connection.autocommit(True)
         with connection.cursor() as cursor:
             cursor.execute(sql, list(params) or None)
             return list(cursor.fetchall()) if cursor.description else []

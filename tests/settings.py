@@ -1,8 +1,9 @@
-"""Settings for the test suite: SQLite always, PostgreSQL when configured.
+"""Settings for the test suite: SQLite always, PostgreSQL and MariaDB when configured.
 
-``scripts/test.sh`` starts a private PostgreSQL server and exports the
-``OPS_TEST_PG_*`` variables; without them PostgreSQL tests are skipped (or
-fail, when ``OPS_REQUIRE_POSTGRES`` is set, as in CI).
+``scripts/test.sh`` starts private PostgreSQL and MariaDB servers and exports
+the ``OPS_TEST_PG_*`` and ``OPS_TEST_MYSQL_*`` variables; without them those
+backends' tests are skipped (or fail, when ``OPS_REQUIRE_POSTGRES`` /
+``OPS_REQUIRE_MYSQL`` is set, as in CI).
 """
 
 import os
@@ -40,4 +41,19 @@ if PG_PORT:
         "PORT": PG_PORT,
         "USER": os.environ.get("OPS_TEST_PG_USER", "postgres"),
         "PASSWORD": os.environ.get("OPS_TEST_PG_PASSWORD", ""),
+    }
+
+MYSQL_PORT = os.environ.get("OPS_TEST_MYSQL_PORT")
+if MYSQL_PORT:
+    DATABASES["mysql"] = {
+        "ENGINE": "django.db.backends.mysql",
+        # Per process, like PostgreSQL's; Django's test database is test_<NAME>.
+        "NAME": f"ops_tests_{os.getpid()}",
+        "HOST": os.environ.get("OPS_TEST_MYSQL_HOST", "127.0.0.1"),
+        "PORT": MYSQL_PORT,
+        "USER": os.environ.get("OPS_TEST_MYSQL_USER", "root"),
+        "PASSWORD": os.environ.get("OPS_TEST_MYSQL_PASSWORD", ""),
+        # Full Unicode, as Django's docs recommend for MySQL.
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
     }
