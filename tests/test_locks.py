@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -24,7 +27,6 @@ from .test_test_databases import SQLITE_FILE, make_project, pytest_in, run_in
 
 
 def test_mysql_lock_name_holds_the_database_name() -> None:
-    # MariaDB is not in CI yet: the name is tested here, the lock itself is not.
     shop = lock.mysql_lock_name("shop", "alembic_ops_version")
     billing = lock.mysql_lock_name("billing", "alembic_ops_version")
     assert shop == "django_alembic_ops:shop:alembic_ops_version"
@@ -39,12 +41,57 @@ def test_mysql_lock_name_holds_the_database_name() -> None:
     assert long_a == lock.mysql_lock_name("a" * 64, "alembic_ops_version")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def _mariadb_server() -> dict[str, str]:
+    """The test MariaDB server's settings, from the environment scripts/test.sh sets."""
+    port = os.environ.get("OPS_TEST_MYSQL_PORT")
+    if not port:
+        reason = "MariaDB not configured (set OPS_TEST_MYSQL_PORT, or run 'bash scripts/test.sh')"
+        if os.environ.get("OPS_REQUIRE_MYSQL"):
+            pytest.fail(f"{reason}; OPS_REQUIRE_MYSQL is set, so this is an error.")
+        pytest.skip(reason)
+    return {
+        "HOST": os.environ.get("OPS_TEST_MYSQL_HOST", "127.0.0.1"),
+        "PORT": port,
+        "USER": os.environ.get("OPS_TEST_MYSQL_USER", "root"),
+        "PASSWORD": os.environ.get("OPS_TEST_MYSQL_PASSWORD", ""),
+    }
+
+
+def _mariadb_execute(server: dict[str, str], sql: str) -> None:
+    import MySQLdb
+
+    connection = MySQLdb.connect(
+        host=server["HOST"],
+        port=int(server["PORT"]),
+        user=server["USER"],
+        password=server["PASSWORD"],
+    )
+    try:
+        connection.cursor().execute(sql)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _mariadb_database(server: dict[str, str]) -> Iterator[dict[str, Any]]:
+    name = f"ops_locks_{uuid.uuid4().hex[:8]}"
+    _mariadb_execute(server, f"CREATE DATABASE {name}")
+    try:
+        yield {"ENGINE": "django.db.backends.mysql", "NAME": name, **server}
+    finally:
+        _mariadb_execute(server, f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deploy]:
     """As in test_reliability: a project on disk and a database of its own."""
     if request.param == "sqlite":
         database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "db.sqlite3")}
         yield Deploy(tmp_path, database)
+        return
+    if request.param == "mysql":
+        with _mariadb_database(_mariadb_server()) as database:
+            yield Deploy(tmp_path, database)
         return
     base = settings.DATABASES[request.getfixturevalue("pg_alias")]
     name = f"ops_locks_{uuid.uuid4().hex[:8]}"
@@ -54,6 +101,27 @@ def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deploy]:
         yield Deploy(tmp_path, {"ENGINE": "django.db.backends.postgresql", "NAME": name, **server})
     finally:
         pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_mariadb_databases_on_one_server_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    server = _mariadb_server()
+    with _mariadb_database(server) as first, _mariadb_database(server) as second:
+        busy = Deploy(tmp_path / "busy", first)
+        busy.script(2, STEP.format(n=2, prev=1, sleep=60))
+        other = Deploy(tmp_path / "other", second)
+        holder = busy.start()
+        read_until(holder, "Applying shop.0002_step...")  # it holds the lock of `first`
+        try:
+            same = busy.run(LOCK_TIMEOUT=1)
+            unrelated = other.run(LOCK_TIMEOUT=1)
+        finally:
+            holder.kill()
+            holder.communicate()
+    assert same.returncode == 1
+    assert "Waiting for another opsmigrate run" in same.stdout
+    assert unrelated.returncode == 0, unrelated.stdout + unrelated.stderr
+    assert "Waiting" not in unrelated.stdout
+    assert "Applying shop.0001_step... OK" in unrelated.stdout
 
 
 def test_waiting_is_silent_at_verbosity_0(deploy: Deploy) -> None:
