@@ -99,6 +99,35 @@ def test_sqlflush_shows_one_statement(project: Project, alias: str) -> None:
     assert "alembic_ops_version" not in sql and "django_migrations" not in sql
 
 
+def test_flush_leaves_extension_and_foreign_tables_alone(project: Project, pg_alias: str) -> None:
+    """In a PostgreSQL test database, a table an extension owns (PostGIS's
+    spatial_ref_sys) and a foreign table did not come from the migrations."""
+    with_notes(project, pg_alias)
+    statements = [
+        "CREATE EXTENSION IF NOT EXISTS hstore",
+        "CREATE TABLE ext_owned (id integer PRIMARY KEY)",
+        "INSERT INTO ext_owned VALUES (1)",
+        "ALTER EXTENSION hstore ADD TABLE ext_owned",
+        "CREATE EXTENSION IF NOT EXISTS file_fdw",
+        "CREATE SERVER ops_files FOREIGN DATA WRAPPER file_fdw",
+        "CREATE FOREIGN TABLE ops_remote (line text) SERVER ops_files "
+        "OPTIONS (filename '/dev/null')",
+    ]
+    try:
+        with connections[pg_alias].cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+        sql = run("sqlflush", database=pg_alias)
+        assert "ext_owned" not in sql and "ops_remote" not in sql
+        run("flush", interactive=False, database=pg_alias, verbosity=0)
+        assert count(pg_alias, "shop_note") == 0
+        assert count(pg_alias, "ext_owned") == 1
+    finally:
+        with connections[pg_alias].cursor() as cursor:
+            cursor.execute("DROP EXTENSION IF EXISTS hstore CASCADE")  # and ext_owned
+            cursor.execute("DROP EXTENSION IF EXISTS file_fdw CASCADE")  # server, table
+
+
 CODE_MODEL = """
 from django.db import models
 
