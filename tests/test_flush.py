@@ -23,6 +23,8 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.db import connections
+from django.test.utils import override_settings
+from django.utils import timezone
 
 from .conftest import Project, pg_execute, query, run
 from .test_test_databases import run_in
@@ -126,6 +128,21 @@ def test_flush_leaves_extension_and_foreign_tables_alone(project: Project, pg_al
         with connections[pg_alias].cursor() as cursor:
             cursor.execute("DROP EXTENSION IF EXISTS hstore CASCADE")  # and ext_owned
             cursor.execute("DROP EXTENSION IF EXISTS file_fdw CASCADE")  # server, table
+
+
+def test_flush_keeps_database_cache_tables(project: Project, alias: str) -> None:
+    """createcachetable's tables did not come from the migrations; Django keeps them."""
+    caches = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                          "LOCATION": "ops_cache"}}  # fmt: skip
+    with_notes(project, alias)
+    with override_settings(CACHES=caches):
+        run("createcachetable", database=alias)
+        with connections[alias].cursor() as cursor:
+            cursor.execute("INSERT INTO ops_cache VALUES ('k', 'v', %s)", [timezone.now()])
+        assert "ops_cache" not in run("sqlflush", database=alias)
+        run("flush", interactive=False, database=alias, verbosity=0)
+    assert count(alias, "ops_cache") == 1
+    assert count(alias, "shop_note") == 0
 
 
 CODE_MODEL = """
