@@ -393,7 +393,11 @@ def shop_schema(alias: str) -> dict[str, Any]:
                 "checks": sorted(
                     (c["name"] or "", c["sqltext"]) for c in insp.get_check_constraints(table)
                 ),
-                "comment": insp.get_table_comment(table)["text"] if pg else None,
+                "comment": (
+                    insp.get_table_comment(table)["text"]
+                    if insp.dialect.supports_comments
+                    else None
+                ),
             }
         views = sorted(v for v in insp.get_view_names() if v.startswith("shop_"))
     if pg:

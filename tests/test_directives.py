@@ -5,9 +5,9 @@ Each test writes ``shop.0001_initial`` (a base schema with some rows) and
 ``opsmigrate`` command, asserts the schema through a SQLAlchemy inspector and the
 data through SQL, then migrates back to 0001 and asserts that the schema is
 exactly what it was before (and finally unapplies everything with ``zero``).
-Every test runs on SQLite and on PostgreSQL unless the feature is PostgreSQL's
-own. ALTERs that SQLite cannot do are written the way Alembic documents it:
-inside ``op.batch_alter_table()`` when the script sees the ``sqlite`` dialect.
+Every test runs on SQLite, PostgreSQL and MariaDB unless the feature is one
+backend's own. ALTERs that SQLite cannot do are written the way Alembic documents
+it: inside ``op.batch_alter_table()`` when the script sees the ``sqlite`` dialect.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from django.db import IntegrityError, connections
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 from .conftest import Project, inspect_db, query, run, shop_schema, table_names
 
@@ -144,6 +144,14 @@ def columns(alias: str, table: str) -> dict[str, dict[str, Any]]:
         return {c["name"]: c for c in insp.get_columns(table)}
 
 
+def is_boolean(column: dict[str, Any]) -> bool:
+    """A boolean column as reflected: MySQL has no BOOLEAN type, it stores ``TINYINT(1)``."""
+    type_ = column["type"]
+    if isinstance(type_, mysql.TINYINT):
+        return type_.display_width == 1
+    return isinstance(type_, sa.Boolean)
+
+
 def default_text(column: dict[str, Any]) -> str | None:
     """A reflected server default without SQLite's quotes (``'0'`` there, ``0`` on PG)."""
     default = column["default"]
@@ -193,7 +201,7 @@ def test_create_table(project: Project, alias: str) -> None:
     assert isinstance(cols["total"]["type"], sa.Numeric)
     assert (cols["total"]["type"].precision, cols["total"]["type"].scale) == (10, 2)
     assert isinstance(cols["placed_at"]["type"], sa.DateTime)
-    assert isinstance(cols["paid"]["type"], sa.Boolean)
+    assert is_boolean(cols["paid"])
     assert [c["nullable"] for c in cols.values()] == [False, False, False, True, True, False]
     assert default_text(cols["paid"]) in {"false", "0"}
     with inspect_db(alias) as insp:
@@ -207,7 +215,8 @@ def test_create_table(project: Project, alias: str) -> None:
             (u["name"], u["column_names"]) for u in insp.get_unique_constraints("shop_order")
         ] == [("uq_shop_order_code", ["code"])]
         [check] = insp.get_check_constraints("shop_order")
-        assert check["name"] == "ck_shop_order_total" and "total >= 0" in check["sqltext"]
+        assert check["name"] == "ck_shop_order_total"
+        assert "total >= 0" in check["sqltext"].replace("`", "")  # MariaDB quotes names
     # The constraints are real: server default, CHECK, ON DELETE CASCADE.
     execute(alias, "INSERT INTO shop_order (id, item_id, code, total) VALUES (1, 1, 'A-1', 9.5)")
     assert query(alias, "SELECT paid FROM shop_order") == [(False,)]
@@ -272,7 +281,7 @@ def test_add_column(project: Project, alias: str) -> None:
     assert list(cols) == ["id", "name", "price", "sku", "active"]
     assert isinstance(cols["sku"]["type"], sa.String) and cols["sku"]["type"].length == 20
     assert cols["sku"]["nullable"] is True
-    assert isinstance(cols["active"]["type"], sa.Boolean)
+    assert is_boolean(cols["active"])
     assert cols["active"]["nullable"] is False
     assert default_text(cols["active"]) in {"true", "1"}
     # Existing rows got the server default.
@@ -355,11 +364,13 @@ def test_alter_column_server_default(project: Project, alias: str) -> None:
 
 
 def test_alter_column_rename(project: Project, alias: str) -> None:
-    # SQLite has RENAME COLUMN (3.25+): no batch needed.
+    # SQLite has RENAME COLUMN (3.25+): no batch needed. MySQL renames with CHANGE
+    # COLUMN, which restates the column: Alembic needs existing_type there.
+    existing = "existing_type=sa.String(50), existing_nullable=False"
     scripts(
         project,
-        'op.alter_column("shop_item", "name", new_column_name="title")',
-        'op.alter_column("shop_item", "title", new_column_name="name")',
+        f'op.alter_column("shop_item", "name", new_column_name="title", {existing})',
+        f'op.alter_column("shop_item", "title", new_column_name="name", {existing})',
     )
     before = upgrade(alias)
     cols = columns(alias, "shop_item")
@@ -446,6 +457,8 @@ def test_drop_index(project: Project, alias: str) -> None:
 
 def test_create_index_partial(project: Project, alias: str) -> None:
     """A partial (WHERE) index: postgresql_where on PostgreSQL, sqlite_where on SQLite."""
+    if connections[alias].vendor == "mysql":
+        pytest.skip("MySQL/MariaDB has no partial (WHERE) indexes")
     scripts(
         project,
         """
@@ -569,7 +582,9 @@ def test_create_primary_key(project: Project, alias: str) -> None:
     assert before["tables"]["shop_tag"]["pk"][1] == []
     with inspect_db(alias) as insp:
         pk = insp.get_pk_constraint("shop_tag")
-    assert (pk["name"], pk["constrained_columns"]) == ("pk_shop_tag", ["code"])
+    # MySQL ignores a primary key's name: it is always PRIMARY (reflected as None).
+    name = None if connections[alias].vendor == "mysql" else "pk_shop_tag"
+    assert (pk["name"], pk["constrained_columns"]) == (name, ["code"])
     assert query(alias, "SELECT code FROM shop_tag ORDER BY code") == [("blue",), ("red",)]
     with pytest.raises(IntegrityError):
         execute(alias, "INSERT INTO shop_tag (code, label) VALUES ('red', 'Again')")
@@ -587,10 +602,18 @@ def test_create_foreign_key(project: Project, alias: str) -> None:
             'create_foreign_key("fk_shop_order_item", "shop_item", ["item_id"], ["id"], '
             'ondelete="CASCADE")',
         ),
-        sqlite_batch(
-            "shop_order",
-            'drop_constraint("fk_shop_order_item", "shop_order", type_="foreignkey")',
-            'drop_constraint("fk_shop_order_item", type_="foreignkey")',
+        code(
+            sqlite_batch(
+                "shop_order",
+                'drop_constraint("fk_shop_order_item", "shop_order", type_="foreignkey")',
+                'drop_constraint("fk_shop_order_item", type_="foreignkey")',
+            ),
+            # MySQL indexes a foreign key's columns itself (an index named after the
+            # constraint) and keeps that index when the constraint is dropped.
+            """
+            if op.get_context().dialect.name == "mysql":
+                op.drop_index("fk_shop_order_item", table_name="shop_order")
+            """,
         ),
         base=code(ITEM_TABLE, ORDER_TABLE),
         base_down=code(DROP_ORDER, DROP_ITEM),
@@ -630,7 +653,7 @@ def test_create_check_constraint(project: Project, alias: str) -> None:
     with inspect_db(alias) as insp:
         [check] = insp.get_check_constraints("shop_item")
     assert check["name"] == "ck_shop_item_price"
-    assert "price >= 0" in check["sqltext"]
+    assert "price >= 0" in check["sqltext"].replace("`", "")  # MariaDB quotes names
     assert query(alias, "SELECT count(*) FROM shop_item") == [(2,)]
     with pytest.raises(IntegrityError):
         execute(alias, "INSERT INTO shop_item (id, name, price) VALUES (3, 'plum', -1)")
@@ -689,7 +712,8 @@ def test_create_exclude_constraint(project: Project, pg_alias: str) -> None:
 DROP_CONSTRAINT_BASE = """
 op.create_table(
     "shop_order",
-    sa.Column("id", sa.Integer, nullable=False),
+    # No AUTO_INCREMENT on MySQL: there it must stay a key, so its primary key could not go.
+    sa.Column("id", sa.Integer, nullable=False, autoincrement=False),
     sa.Column("item_id", sa.Integer, nullable=False),
     sa.Column("code", sa.String(20), nullable=False),
     sa.Column("qty", sa.Integer, nullable=False),
@@ -756,8 +780,10 @@ def test_drop_constraint(project: Project, alias: str, type_: str) -> None:
     )
     run("opsmigrate", "shop", "0001", database=alias)
     names_before = constraint_names(alias, "shop_order")
+    mysql = connections[alias].vendor == "mysql"
     expected_before = {
-        "primary": {"pk_shop_order"},
+        # MySQL ignores a primary key's name: it is always PRIMARY (reflected as None).
+        "primary": set() if mysql else {"pk_shop_order"},
         "foreignkey": {"fk_shop_order_item"},
         "unique": {"uq_shop_order_code"},
         "check": {"ck_shop_order_qty"},
@@ -1047,7 +1073,7 @@ def test_get_context(project: Project, alias: str) -> None:
         context = op.get_context()
         op.create_table(
             "shop_context",
-            sa.Column("key", sa.String(30), primary_key=True),
+            sa.Column("name", sa.String(30), primary_key=True),
             sa.Column("value", sa.String(100)),
         )
         info = {
@@ -1059,15 +1085,15 @@ def test_get_context(project: Project, alias: str) -> None:
             "in_django_atomic": connections[ALIAS].in_atomic_block,
         }
         op.bulk_insert(
-            sa.table("shop_context", sa.column("key"), sa.column("value")),
-            [{"key": k, "value": str(v)} for k, v in info.items()],
+            sa.table("shop_context", sa.column("name"), sa.column("value")),
+            [{"name": k, "value": str(v)} for k, v in info.items()],
         )
         """,
         'op.drop_table("shop_context")',
         header=f"from django.db import connections\n\nALIAS = {alias!r}\n",
     )
     before = upgrade(alias)
-    assert dict(query(alias, "SELECT key, value FROM shop_context")) == {
+    assert dict(query(alias, "SELECT name, value FROM shop_context")) == {
         "dialect": connections[alias].vendor,
         "heads": "r1",
         "as_sql": "False",
