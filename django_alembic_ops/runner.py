@@ -152,6 +152,20 @@ def _foreign_keys_enforced(connection: Any) -> bool:
 
 
 _READS = ("SELECT", "PRAGMA", "SHOW", "EXPLAIN")
+# Statements that MySQL/MariaDB commit implicitly, with the transaction before
+# them, even inside atomic() (CREATE TEMPORARY TABLE is the exception).
+_IMPLICIT_COMMIT = ("CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE")
+
+
+def _commits_implicitly(statement: str) -> bool:
+    words = statement.split(None, 2)[:2]
+    return (
+        bool(words)
+        and words[0].upper() in _IMPLICIT_COMMIT
+        and (len(words) < 2 or words[1].upper() != "TEMPORARY")
+    )
+
+
 _NAMED = 10  # statements named in a failure message
 _STATEMENT_CHARS = 100
 
@@ -314,6 +328,7 @@ class DjangoMigrationContext(MigrationContext):
     ops_writes: _Writes
     ops_autocommit: bool  # inside autocommit_block(): each statement commits
     ops_error: DBAPIError | None  # the last database error of the transaction
+    ops_implicit_commits: bool  # MySQL: DDL commits, and what ran before it
 
     def ops_setup(self, progress: Progress | None, fake: bool) -> None:
         """Set up what the subclass adds (Alembic built the object as its own class)."""
@@ -327,6 +342,8 @@ class DjangoMigrationContext(MigrationContext):
         self.ops_autocommit = False
         self.ops_error = None
         assert self.connection is not None
+        self.ops_implicit_commits = not self.impl.transactional_ddl
+        event.listen(self.connection, "before_cursor_execute", self._statement_starts)
         # After execution: a statement that failed changed nothing.
         event.listen(self.connection, "after_cursor_execute", self._statement_executed)
         event.listen(self.connection, "commit", self._commit_requested)
@@ -342,11 +359,17 @@ class DjangoMigrationContext(MigrationContext):
         if _sqlstate(exc) != _IN_FAILED_TRANSACTION:
             self.ops_error = exc
 
+    def _statement_starts(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.ops_implicit_commits and _commits_implicitly(statement):
+            # MySQL commits the open transaction before DDL, even DDL that fails.
+            self.ops_writes.commit()
+
     def _statement_executed(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        # (On a database whose DDL commits implicitly, such a statement would
-        # count as committed here too.)
         if self.ops_current is not None:
-            self.ops_writes.executed(statement, committed=self.ops_autocommit)
+            committed = self.ops_autocommit or (
+                self.ops_implicit_commits and _commits_implicitly(statement)
+            )
+            self.ops_writes.executed(statement, committed=committed)
 
     def open_scopes(self) -> list[_Scope]:
         """The scopes whose ``atomic()`` block is open (innermost last)."""
