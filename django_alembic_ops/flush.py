@@ -93,11 +93,14 @@ def target_tables(alias: str) -> set[str]:
     ``target_metadata`` tables if it defines one, else the tables of its
     ``Meta.managed = False`` models and their many-to-many join tables.
     """
+    ops_apps = discovery.ops_apps()
+    if not ops_apps:
+        return set()  # and SQLAlchemy stays unimported
     from .autogenerate.metadata import EXTERNAL, model_tables
     from .autogenerate.target import declared_metadata, unmanaged_models
 
     tables: set[str] = set()
-    for app in discovery.ops_apps():
+    for app in ops_apps:
         if not router.allow_migrate(alias, app.label):
             continue
         declared = declared_metadata(app.label)
