@@ -11,6 +11,7 @@ version column is refused before anything runs.
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -395,3 +396,86 @@ def test_one_transaction_failing_at_commit(project: Project, pg_alias: str) -> N
     assert " OK" not in out
     assert not {"fail_parent", "alembic_ops_version"} & table_names(pg_alias)
     assert_connection_usable(pg_alias)
+
+
+# -- docs/failures.rst shows real output ----------------------------------------------
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "failures.rst"
+
+ORDER_MODEL = """
+from django.db import models
+
+class Order(models.Model):
+    quantity = models.IntegerField(default=0)
+    code = models.CharField(max_length=10, null=True, unique=True)
+
+    class Meta:
+        managed = False
+        db_table = "shop_order"
+"""
+
+ORDERS = """
+    op.create_table(
+        "shop_order",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("quantity", sa.Integer, nullable=False),
+        sa.Column("code", sa.String(10), unique=True),
+    )
+"""
+
+
+def _block(lines: list[str], start: int, language: str) -> tuple[list[str], int]:
+    """The lines of the first ``code-block:: language`` from ``start``, and where it ends."""
+    i = lines.index(f".. code-block:: {language}", start) + 1
+    body: list[str] = []
+    while i < len(lines) and (not lines[i].strip() or lines[i].startswith("   ")):
+        body.append(lines[i][3:])
+        i += 1
+    while body and not body[-1].strip():
+        body.pop()
+    return [line for line in body if line.strip() or body.index(line)], i
+
+
+def failure_examples() -> dict[str, tuple[str, list[str]]]:
+    """``.. failure-example: NAME`` -> (its script's upgrade(), its console lines)."""
+    lines = PAGE.read_text().splitlines()
+    examples = {}
+    for n, line in enumerate(lines):
+        if line.startswith(".. failure-example: "):
+            code, end = _block(lines, n, "python")
+            console, _ = _block(lines, end, "console")
+            examples[line.split(": ", 1)[1]] = ("\n".join(code), console)
+    return examples
+
+
+EXAMPLES = failure_examples()
+
+
+class ShopOnPostgres:
+    """The example's ORM queries go to the database being migrated."""
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "postgres" if model._meta.app_label == "shop" else None
+
+    db_for_read = db_for_write
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_docs_failure_examples(project: Project, pg_alias: str, name: str) -> None:
+    """Each example script on the page fails with the output shown there."""
+    code, console = EXAMPLES[name]
+    project.app("shop", models=ORDER_MODEL)
+    project.script("shop", "0001_orders", revision="o1", upgrade=ORDERS)
+    run("opsmigrate", database=pg_alias)
+    project.write(
+        f"shop/migrations_ops/0002_{name}.py",
+        "from alembic import op\nimport sqlalchemy as sa\n"
+        "from django.db import IntegrityError, transaction\n\n"
+        "from shop.models import Order\n\n"
+        "revision = 'o2'\ndown_revision = 'o1'\n\n\n" + code + "\n",
+    )
+    with override_settings(DATABASE_ROUTERS=[ShopOnPostgres()]):  # Order.objects
+        out, error = output_and_error("opsmigrate", database=pg_alias)
+    actual = ["$ python manage.py opsmigrate", *out.splitlines(), f"CommandError: {error}"]
+    assert actual == console
+    assert versions(pg_alias) == ["o1"]
