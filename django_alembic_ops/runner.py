@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -102,6 +103,23 @@ def _first_failure(exc: BaseException) -> BaseException:
     return exc
 
 
+# SQLAlchemy's words for a construct the dialect has no SQL for (an EXCLUDE
+# constraint or a range type on MySQL or SQLite): a compiler's repr, with its
+# memory address, and the class's full path.
+_CANNOT_RENDER = re.compile(
+    r"Compiler <[\w.]*?dialects\.(\w+)\.[^>]*> can't render element of type "
+    r"(?:<class '(?:\w+\.)*(\w+)'>|(\w+))(?: \(Background on this error at: \S+\))?"
+)
+
+
+def _cannot_render(match: re.Match[str]) -> str:
+    dialect, element = match.group(1), match.group(2) or match.group(3)
+    return (
+        f"the {dialect} dialect cannot render {element} (another database's feature: "
+        "branch on op.get_context().dialect.name)"
+    )
+
+
 def describe_error(exc: BaseException) -> str:
     """One line: the exception and, for database errors, the failing statement."""
     exc = _first_failure(exc)
@@ -114,7 +132,7 @@ def describe_error(exc: BaseException) -> str:
         # Django wraps a driver's error (from COMMIT, or the ORM in a script)
         # in its own class: name the driver's, as for SQLAlchemy's errors.
         named = exc.__cause__ if isinstance(exc, DjangoDatabaseError) and exc.__cause__ else exc
-        text = f"{type(named).__name__}: {exc}"
+        text = _CANNOT_RENDER.sub(_cannot_render, f"{type(named).__name__}: {exc}")
     return " ".join(text.split())
 
 

@@ -21,7 +21,15 @@ import sqlalchemy as sa
 from django.db import IntegrityError, connections
 from sqlalchemy.dialects import mysql, postgresql
 
-from .conftest import Project, inspect_db, query, run, shop_schema, table_names
+from .conftest import (
+    Project,
+    inspect_db,
+    query,
+    run,
+    run_error,
+    shop_schema,
+    table_names,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -707,6 +715,32 @@ def test_create_exclude_constraint(project: Project, pg_alias: str) -> None:
         execute(pg_alias, insert, [3, 2, "[2025-01-01 11:00, 2025-01-01 13:00)"])
     downgrade(pg_alias, before)
     zero(pg_alias)
+
+
+def test_create_exclude_constraint_on_mysql_is_one_clear_line(
+    project: Project, mysql_alias: str
+) -> None:
+    """MySQL has no EXCLUDE constraint: one line saying so, nothing changed.
+
+    (SQLite refuses it earlier: no ALTER of constraints there, see the docs examples.)
+    """
+    alias = mysql_alias
+    scripts(
+        project,
+        'op.create_exclude_constraint("excl_shop_item_name", "shop_item", ("name", "="))',
+        'op.drop_constraint("excl_shop_item_name", "shop_item")',
+    )
+    run("opsmigrate", "shop", "0001", database=alias)
+    before = shop_schema(alias)
+    message = run_error("opsmigrate", "shop", "0002", database=alias)
+    assert message == (
+        "Applying shop.0002_directive failed and was rolled back: UnsupportedCompilationError: "
+        "the mysql dialect cannot render ExcludeConstraint (another "
+        "database's feature: branch on op.get_context().dialect.name)"
+    )
+    assert shop_schema(alias) == before
+    assert versions(alias) == ["r1"]
+    zero(alias)
 
 
 DROP_CONSTRAINT_BASE = """

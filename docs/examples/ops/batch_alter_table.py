@@ -1,4 +1,4 @@
-"""constrain shop_order (works on SQLite and PostgreSQL)"""
+"""constrain shop_order (works on SQLite, PostgreSQL and MySQL)"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,7 +11,7 @@ depends_on = None
 
 def upgrade() -> None:
     # SQLite: one copy-and-move of shop_order for all of these changes.
-    # PostgreSQL: the same ALTER TABLE statements as the op.* directives.
+    # PostgreSQL, MySQL: the same ALTER TABLE statements as the op.* directives.
     with op.batch_alter_table("shop_order") as batch:
         batch.alter_column(
             "status",
@@ -35,3 +35,6 @@ def downgrade() -> None:
             type_=sa.String(16),
             existing_nullable=False,
         )
+    if op.get_context().dialect.name == "mysql":
+        # MySQL indexed product_id for the foreign key, and keeps that index.
+        op.drop_index("fk_shop_order_product", table_name="shop_order")
