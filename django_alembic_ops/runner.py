@@ -380,6 +380,12 @@ class DjangoMigrationContext(MigrationContext):
     def _statement_starts(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if self.ops_implicit_commits and _commits_implicitly(statement):
             # MySQL commits the open transaction before DDL, even DDL that fails.
+            if self.ops_unconfirmed:
+                # With it the version rows of the steps done in this transaction
+                # (TRANSACTION_PER_MIGRATION off): they are applied now, and the
+                # statements of theirs this step carried over are no longer its.
+                self.ops_writes.committed, self.ops_writes.committed_count = [], 0
+                self.confirm()
             self.ops_writes.commit()
 
     def _statement_executed(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:

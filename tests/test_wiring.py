@@ -201,12 +201,25 @@ def test_foreign_key_violation_fails_and_rolls_back(project: Project, alias: str
         downgrade='op.drop_table("ops_extra")',
     )
     message = run_error("opsmigrate", database=alias)
-    assert message.startswith("Applying shop.0002_orphan failed and was rolled back:")
     assert "\n" not in message
-    assert "ops_extra" not in table_names(alias)
+    if connections[alias].vendor == "mysql":
+        # MySQL commits DDL at once: the new table stays, and the error says so.
+        assert message.startswith("Applying shop.0002_orphan failed and was not rolled back:")
+        assert message.endswith(f"; these statements had committed: {CREATE_EXTRA_ON_MYSQL}")
+        assert "ops_extra" in table_names(alias)
+    else:
+        assert message.startswith("Applying shop.0002_orphan failed and was rolled back:")
+        assert "ops_extra" not in table_names(alias)
     assert query(alias, "SELECT id FROM ops_child ORDER BY id") == [(10,), (11,)]
     assert query(alias, "SELECT version_num FROM alembic_ops_version") == [("f1",)]
 
+
+CREATE_EXTRA_ON_MYSQL = (
+    "CREATE TABLE ops_extra ( id INTEGER NOT NULL AUTO_INCREMENT, PRIMARY KEY (id) )"
+)
+CREATE_HALF_ON_MYSQL = (
+    "CREATE TABLE ops_half ( id INTEGER NOT NULL AUTO_INCREMENT, PRIMARY KEY (id) )"
+)
 
 FAILING = {
     "upgrade": """
@@ -223,11 +236,18 @@ def test_failing_migration_rolled_back_whole_and_rerun_continues(
     one_table(project)
     path = project.script("shop", "0002_half", revision="w2", down="w1", **FAILING)
     message = run_error("opsmigrate", database=alias)
-    assert message.startswith("Applying shop.0002_half failed and was rolled back:")
     assert "INSERT INTO no_such_table VALUES (1)" in message
     assert "ops_thing" in table_names(alias)  # 0001 stays applied
-    assert "ops_half" not in table_names(alias)
     assert query(alias, "SELECT version_num FROM alembic_ops_version") == [("w1",)]
+    if connections[alias].vendor == "mysql":
+        # DDL commits at once there: the table stays, named; the user drops it.
+        assert message.startswith("Applying shop.0002_half failed and was not rolled back:")
+        assert message.endswith(f"; these statements had committed: {CREATE_HALF_ON_MYSQL}")
+        assert "ops_half" in table_names(alias)
+        query(alias, "DROP TABLE ops_half")
+    else:
+        assert message.startswith("Applying shop.0002_half failed and was rolled back:")
+        assert "ops_half" not in table_names(alias)
     path.write_text(path.read_text().replace("no_such_table", "ops_half"))
     out = run("opsmigrate", database=alias)
     assert "  Applying shop.0002_half... OK" in out
@@ -239,9 +259,19 @@ def test_transaction_per_migration_off_rolls_back_the_run(project: Project, alia
     one_table(project)
     project.script("shop", "0002_half", revision="w2", down="w1", **FAILING)
     with override_settings(ALEMBIC_OPS={"TRANSACTION_PER_MIGRATION": False}):
-        run_error("opsmigrate", database=alias)
-        # One transaction for the run: even the version table's creation is undone.
-        assert not {"ops_thing", "alembic_ops_version"} & table_names(alias)
+        message = run_error("opsmigrate", database=alias)
+        if connections[alias].vendor != "mysql":
+            # One transaction for the run: even the version table's creation is undone.
+            assert not {"ops_thing", "alembic_ops_version"} & table_names(alias)
+            return
+        # MySQL: 0002's CREATE TABLE committed the run so far, 0001's version row
+        # with it: 0001 is applied, and the error is 0002's alone.
+        assert message.startswith(
+            "Applying shop.0002_half failed and was not rolled back: ProgrammingError: (1146, "
+        )
+        assert message.endswith(f"; these statements had committed: {CREATE_HALF_ON_MYSQL}")
+        assert query(alias, "SELECT version_num FROM alembic_ops_version") == [("w1",)]
+        assert {"ops_thing", "ops_half"} <= table_names(alias)
 
 
 def test_run_leaves_the_garbage_collector_as_found(project: Project, alias: str) -> None:
