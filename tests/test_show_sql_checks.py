@@ -73,7 +73,9 @@ def test_sqlmigrate_forwards_and_backwards(apps2: Project, alias: str) -> None:
     assert "-- Running upgrade s1 -> s2" in out
     assert "CREATE TABLE shop_b" in out
     assert "UPDATE alembic_ops_version SET version_num='s2'" in out
-    assert "BEGIN;" in out and "COMMIT;" in out
+    # MySQL commits DDL at once: Alembic writes no BEGIN/COMMIT around it there.
+    transactional = connections[alias].vendor != "mysql"
+    assert ("BEGIN;" in out and "COMMIT;" in out) is transactional
     back = run("opssqlmigrate", "shop", "0002", "--backwards", database=alias)
     assert "-- Running downgrade s2 -> s1" in back
     assert "DROP TABLE shop_b" in back
