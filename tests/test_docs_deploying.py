@@ -391,6 +391,12 @@ class Story:
 
 @pytest.fixture
 def story(project: Project, alias: str) -> Iterator[Story]:
+    if connections[alias].vendor == "mysql":
+        pytest.skip(
+            "the page's story needs transactional DDL (a failed migration rolled back whole, "
+            "fixed and run again); MySQL commits DDL at once: its recovery is in "
+            "docs/database.rst, tested in test_wiring.py"
+        )
     story = Story(project, alias)
     yield story
     # Leave the database as the project fixture expects: no ops migration applied.
