@@ -4,10 +4,12 @@ A generated script must read like hand-written code when no formatter is
 installed (:func:`django_alembic_ops.writer.format_source` runs one when there
 is). Alembic renders each ``op`` call on one line, in single quotes. This lays
 out the small part of Python that such code uses - calls, literals, names,
-assignments, ``with`` blocks, ``pass`` and comment lines between statements -
-the way ruff does: double quotes unless they need more escapes; what does not
-fit on a line is split inside its brackets, the arguments of a call first on
-one line of their own, else one a line with a trailing comma.
+subscripts, comparisons, assignments, ``with`` and ``if`` blocks, ``pass``
+and comment lines between statements - the way ruff does: double quotes
+unless they need more escapes; what does not fit on a line is split inside
+its brackets, the arguments of a call first on one line of their own, else
+one a line with a trailing comma; a call chain ruff calls fluent
+(``sa.JSON().with_variant(...).with_variant(...)``) one call a line.
 
 The printer is the one ruff's (and Prettier's) are built on: a document of
 groups that print flat when they fit, else broken at their line breaks.
@@ -42,9 +44,6 @@ class _Group:
     """Printed flat when it fits in what is left of the line, else broken."""
 
     parts: list[Doc]
-    #: A layout this module does not reproduce when broken (ruff's fluent
-    #: call chains): not fitting means the source is kept as it is.
-    flat_only: bool = False
 
 
 @dataclass(eq=False)
@@ -130,8 +129,6 @@ def _print(doc: Doc, line_length: int) -> str:
             flat = not breaking or _fits(
                 [(indent, False, item.parts)], stack, line_length - column, broken
             )
-            if not flat and item.flat_only:
-                raise _Unsupported("a fluent call chain that does not fit")
             broken[id(item)] = not flat
             stack.append((indent, not flat, item.parts))
         elif isinstance(item, _Line):
@@ -226,6 +223,32 @@ def _is_fluent(node: ast.expr) -> bool:
             return after_calls >= 2
 
 
+def _fluent(node: ast.expr) -> Doc:
+    """A fluent chain: flat, else a line before each ``.name`` that follows a call."""
+    segments: list[list[Doc]] = [[]]  # the chain from its end: the last segment first
+    while True:
+        if isinstance(node, ast.Call):
+            segments[-1].insert(0, _arguments(node))
+            node = node.func
+        elif isinstance(node, ast.Subscript):
+            segments[-1].insert(0, ["[", _expr(node.slice), "]"])
+            node = node.value
+        elif isinstance(node, ast.Attribute):
+            segments[-1].insert(0, "." + node.attr)
+            if isinstance(node.value, (ast.Call, ast.Subscript)):
+                segments.append([])
+            node = node.value
+        else:
+            segments[-1].insert(0, _expr(node, in_chain=True))
+            break
+    parts: list[Doc] = []
+    for segment in reversed(segments):
+        if parts:
+            parts.append(_SOFT)
+        parts.append(segment)
+    return _Group(parts)
+
+
 def _expr(node: ast.expr, *, in_chain: bool = False) -> Doc:
     doc: Doc
     if isinstance(node, ast.Constant):
@@ -239,10 +262,17 @@ def _expr(node: ast.expr, *, in_chain: bool = False) -> Doc:
         and type(node.operand.value) is int
     ):
         return ("-" if isinstance(node.op, ast.USub) else "+") + _constant(node.operand)
+    if not in_chain and _is_fluent(node):
+        return _fluent(node)
     if isinstance(node, ast.Attribute) and not isinstance(node.value, ast.Constant):
         doc = [_expr(node.value, in_chain=True), ".", node.attr]
     elif isinstance(node, ast.Call):
         doc = [_expr(node.func, in_chain=True), _arguments(node)]
+    elif isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+        doc = [_expr(node.value, in_chain=True), "[", _expr(node.slice), "]"]
+    elif isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARISONS:
+        # Flat: a long one is left to the statement's check.
+        return [_expr(node.left), _COMPARISONS[type(node.ops[0])], _expr(node.comparators[0])]
     elif isinstance(node, ast.List):
         return _collection("[", [_expr(e) for e in node.elts], "]")
     elif isinstance(node, ast.Tuple):
@@ -257,9 +287,15 @@ def _expr(node: ast.expr, *, in_chain: bool = False) -> Doc:
         return _collection("{", pairs, "}")
     else:
         raise _Unsupported(type(node).__name__)
-    if not in_chain and _is_fluent(node):
-        return _Group([doc], flat_only=True)
     return doc
+
+
+_COMPARISONS: dict[type[ast.cmpop], str] = {
+    ast.Eq: " == ",
+    ast.NotEq: " != ",
+    ast.In: " in ",
+    ast.NotIn: " not in ",
+}
 
 
 # -- statements ------------------------------------------------------------------
@@ -350,6 +386,14 @@ class _Layout:
                 header_end = (item.optional_vars or item.context_expr).end_lineno or node.lineno
                 self.no_comment(node.lineno, header_end)
                 self.done = header_end
+                self.block(node.body, depth + 1)
+            elif isinstance(node, ast.If) and not node.orelse:
+                header = _print(["if ", _expr(node.test), ":"], room)
+                if "\n" in header or _width(header) > room:
+                    raise _Unsupported("an if statement that does not fit")
+                self.out.append(indent + header)
+                self.no_comment(node.lineno, node.test.end_lineno or node.lineno)
+                self.done = node.test.end_lineno or node.lineno
                 self.block(node.body, depth + 1)
             else:
                 assert node.end_lineno is not None and node.end_col_offset is not None

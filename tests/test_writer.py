@@ -153,7 +153,7 @@ def test_header_values_are_split_as_ruff_splits_them() -> None:
         'op.execute("""\n    CREATE VIEW v AS SELECT 1\n""")',
         "op.f([x for x in y])",
         "op.f(sa.A().b(" + "'x' * 0, " * 12 + ").c(1))",
-        "if x:\n    op.f('x')",
+        "if x:\n    op.f('x')\nelse:\n    op.f('y')",
     ],
 )
 def test_what_it_does_not_lay_out_is_kept(source: str) -> None:

@@ -45,7 +45,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from .. import bridge, conf, executor, heap, state
 from ..errors import OpsError
-from . import defaults, render, sqlite
+from . import defaults, portable, render, sqlite
 from .metadata import pg_constraint_name, sql_text
 from .target import AppTarget, app_target
 
@@ -264,10 +264,20 @@ def name_constraints(
         op.ops = kept
 
 
+def _quoted_default(connection: BaseDatabaseWrapper, fld: Any) -> str | None:
+    """Django's effective default of ``fld`` as SQL on ``connection``'s backend."""
+    editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
+    try:
+        value = editor.effective_default(fld)
+        return None if value is None else str(editor.quote_value(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def temporary_defaults(
     container: ops.OpContainer,
     target: AppTarget,
-    connection: BaseDatabaseWrapper,
+    backends: list[portable.Backend],
     tables: set[str],
     notes: list[str],
 ) -> None:
@@ -277,10 +287,11 @@ def temporary_defaults(
     effective default (its ``default``, ``""`` for a blank text field, now
     for ``auto_now``) so that existing rows get a value, then drops the
     default. The same is rendered here, from the schema editor's
-    ``effective_default()`` and ``quote_value()``. Only ``upgrade()``: its
-    reverse simply drops the column.
+    ``effective_default()`` and ``quote_value()`` on each backend (the
+    first is the compared one; ``True`` is ``true`` on PostgreSQL and ``1``
+    on SQLite). Only ``upgrade()``: its reverse simply drops the column.
     """
-    editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
+    primary = backends[0]
     for op in container.ops:
         if not isinstance(op, ops.ModifyTableOps) or op.table_name not in tables:
             continue
@@ -293,11 +304,7 @@ def temporary_defaults(
             if column.nullable or column.server_default is not None or column.primary_key:
                 continue
             fld = target.fields.get((op.table_name, column.name))
-            try:
-                value = None if fld is None else editor.effective_default(fld)
-                literal = None if value is None else str(editor.quote_value(value))
-            except (TypeError, ValueError):
-                literal = None
+            literal = None if fld is None else _quoted_default(primary.connection, fld)
             if literal is None:
                 notes.append(
                     f"{op.table_name}.{column.name}: a NOT NULL column without a default; "
@@ -305,8 +312,16 @@ def temporary_defaults(
                     "db_default, or edit the migration)."
                 )
                 continue
+            literals = {
+                backend.name: _quoted_default(backend.connection, fld) or literal
+                for backend in backends
+            }
             column = column._copy()
-            column.server_default = sa.DefaultClause(sql_text(literal))
+            column.server_default = (
+                sa.DefaultClause(sql_text(literal))
+                if len(set(literals.values())) == 1
+                else render.DialectDefault(literals, primary.name)
+            )
             sub.column = column
             result.append(
                 render.DropTemporaryDefaultOp(
@@ -486,10 +501,15 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         upgrade_ops = script.upgrade_ops
         assert upgrade_ops is not None
         django_connection = connections[database]
+        # The target on every backend the script must run on (see .portable).
+        left_out: list[str] = []
+        backends = portable.backends(
+            target.models, django_connection, target.metadata, sa_connection.dialect, left_out
+        )
         order_drops(upgrade_ops)
         name_constraints(upgrade_ops, existing & owned, django_connection, notes)
         downgrade_ops = upgrade_ops.reverse()
-        temporary_defaults(upgrade_ops, target, django_connection, existing & owned, notes)
+        temporary_defaults(upgrade_ops, target, backends, existing & owned, notes)
         note_unfilled_readds(downgrade_ops, existing & owned, notes)
         if is_sqlite:
             sqlite.expression_indexes(
@@ -500,6 +520,13 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
             _prepare_sqlite(upgrade_ops, downgrade_ops, target.metadata, sa_connection, hidden)
         depends_on, django_dependencies = dependencies(upgrade_ops, app_label)
         changes = render.describe(upgrade_ops)
+        file_name = render.suggested_name(upgrade_ops)
+        if target.source == "models":
+            schema = portable.portable_schema(backends, target.tables)
+            portable.make_portable(upgrade_ops, schema)
+            portable.make_portable(downgrade_ops, schema)
+            if changes:
+                notes.extend(left_out)
         writing = render.rendering_context(sa_connection.dialect)
         upgrade, up_imports = render.render(upgrade_ops, writing, batch=is_sqlite)
         downgrade, down_imports = render.render(downgrade_ops, writing, batch=is_sqlite)
@@ -510,7 +537,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         upgrade=upgrade,
         downgrade=downgrade,
         imports=render.script_imports([upgrade, downgrade], up_imports | down_imports),
-        name=render.suggested_name(upgrade_ops),
+        name=file_name,
         notes=notes,
         depends_on=depends_on,
         django_dependencies=django_dependencies,

@@ -45,11 +45,20 @@ from sqlalchemy.sql.type_api import TypeEngine
 
 from ..errors import OpsError
 
-__all__ = ["UnsupportedModel", "build_metadata", "model_tables", "pg_constraint_name"]
+__all__ = [
+    "CHECK_COLUMN",
+    "UnsupportedModel",
+    "build_metadata",
+    "model_tables",
+    "pg_constraint_name",
+]
 
 #: ``Table.info`` key set on tables that are only in the metadata so that
 #: foreign keys can point at them (other apps' tables, Django's tables).
 EXTERNAL = "django_alembic_ops_external"
+#: ``CheckConstraint.info`` key: the column of a field's own CHECK (a
+#: backend that names such checks names them after it).
+CHECK_COLUMN = "django_alembic_ops_column"
 
 #: PostgreSQL's documented aliases for its built-in types ("Data Types",
 #: table 8-1): Django writes some types by alias, SQLAlchemy's PostgreSQL
@@ -361,7 +370,9 @@ class _Builder:
                     if self.vendor == "postgresql"
                     else None
                 )
-                check = sa.CheckConstraint(sql_text(params["check"]), name=check_name)
+                check = sa.CheckConstraint(
+                    sql_text(params["check"]), name=check_name, info={CHECK_COLUMN: fld.column}
+                )
                 table.append_constraint(check)
             if fld.unique and not fld.primary_key:
                 # Written inline by Django; the database names it

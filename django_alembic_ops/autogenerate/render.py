@@ -5,9 +5,15 @@ with a dialect that writes SQL text as it is (:func:`rendering_context`). The
 additions are :class:`BatchTableOps`: a ``batch_alter_table`` block that can
 carry ``recreate=``, ``table_args=`` and ``table_kwargs=``, which SQLite needs
 so that a table rebuilt from reflection keeps what reflection cannot see
-(unnamed CHECK constraints, ``AUTOINCREMENT``); and operations that are part
+(unnamed CHECK constraints, ``AUTOINCREMENT``); operations that are part
 of a change rather than a change (``is_change = False``), left out of the
-list of changes.
+list of changes; and what a script needs to run on every backend (see
+:mod:`.portable`): :class:`DialectOps` (``if dialect == "postgresql":``),
+:class:`DialectDefault` (a default looked up by the backend's name),
+constraints with ``.ddl_if(dialect=...)`` and types with their
+``with_variant()`` grouped (``.with_variant(sa.CHAR(length=32), "mysql",
+"sqlite")``). ``dialect`` is the first line of a body that uses it:
+``dialect = op.get_context().dialect.name``, online and offline alike.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.autogenerate import render_python_code, renderers
 from alembic.autogenerate.api import AutogenContext
+
+# Alembic's own renderers of a type and a constraint, called from the
+# render_item hook so that only what is added (variants, ddl_if) is ours.
+from alembic.autogenerate.render import _render_constraint, _repr_type
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Dialect
@@ -27,7 +37,10 @@ from sqlalchemy.engine import Dialect
 from .. import codestyle
 
 __all__ = [
+    "DIALECTS",
     "BatchTableOps",
+    "DialectDefault",
+    "DialectOps",
     "DropTemporaryDefaultOp",
     "describe",
     "render",
@@ -70,6 +83,72 @@ class DropTemporaryDefaultOp(ops.AlterColumnOp):
     is_change = False  # part of adding the column
 
 
+#: ``info`` key of a constraint or an index that only some backends get:
+#: the names of their SQLAlchemy dialects.
+DIALECTS = "django_alembic_ops_dialects"
+
+#: The statement that gives a script's body the backend's name.
+DIALECT_LINE = "dialect = op.get_context().dialect.name"
+
+
+class DialectOps(ops.MigrateOperation):
+    """Operations that only the backends named ``dialects`` run.
+
+    Rendered as ``if dialect == "postgresql":`` (or ``in (...)``) around
+    them: where Django's DDL has an object on some backends only.
+    """
+
+    is_change = False  # its operations are described where they were found
+
+    def __init__(self, dialects: Sequence[str], ops_: Sequence[ops.MigrateOperation]) -> None:
+        self.dialects = tuple(dialects)
+        self.ops = list(ops_)
+
+    def reverse(self) -> DialectOps:
+        return DialectOps(self.dialects, [op.reverse() for op in reversed(self.ops)])
+
+
+class DialectDefault(sa.DefaultClause):
+    """A database default whose SQL differs per backend: ``sql`` maps dialect names to it.
+
+    Its own argument is the SQL of ``primary``, the compared backend.
+    """
+
+    def __init__(self, sql: dict[str, str], primary: str) -> None:
+        super().__init__(_literal_text(sql[primary]))
+        self.sql = dict(sql)
+
+
+def _literal_text(sql: str) -> sa.TextClause:
+    return sa.text(_escaped(sql))
+
+
+def _escaped(sql: str) -> str:
+    # A colon before a word would be a bind parameter to text().
+    return re.sub(r"(?<![:\w\\]):(?=\w)", r"\\:", sql)
+
+
+def _condition(dialects: Sequence[str]) -> str:
+    if len(dialects) == 1:
+        return f"dialect == {_quoted(dialects[0])}"
+    return "dialect in (" + ", ".join(_quoted(d) for d in dialects) + ")"
+
+
+def _quoted(text: str) -> str:
+    return '"' + text + '"' if '"' not in text and "\\" not in text else repr(text)
+
+
+@renderers.dispatch_for(DialectOps)
+def _render_dialect_ops(autogen_context: AutogenContext, op: DialectOps) -> list[str]:
+    _uses_dialect()
+    lines = [f"if {_condition(op.dialects)}:"]
+    for sub in op.ops:
+        rendered = renderers.dispatch(sub)(autogen_context, sub)
+        lines.extend([rendered] if isinstance(rendered, str) else rendered)
+    # Alembic's printer indents after the colon, and dedents at a blank line.
+    return [*lines, ""]
+
+
 @renderers.dispatch_for(BatchTableOps)
 def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> list[str]:
     _seen_contexts().append(autogen_context)
@@ -103,6 +182,78 @@ def _seen_contexts() -> list[AutogenContext]:
     return seen
 
 
+def _uses_dialect() -> None:
+    _rendering.uses_dialect = True
+
+
+def _guarded() -> set[int]:
+    """Objects the hook is rendering itself (Alembic calls it again for them)."""
+    guard: set[int] | None = getattr(_rendering, "guard", None)
+    if guard is None:
+        guard = _rendering.guard = set()
+    return guard
+
+
+def _rendered_by_alembic(obj: Any, render_: Any) -> str:
+    guard = _guarded()
+    guard.add(id(obj))
+    try:
+        return str(render_())
+    finally:
+        guard.discard(id(obj))
+
+
+def _render_type(type_: Any, autogen_context: AutogenContext) -> str | bool:
+    """Variants grouped by type; another dialect's type as that dialect's Alembic writes it."""
+    variants: dict[str, Any] = dict(getattr(type_, "_variant_mapping", {}) or {})
+    if variants:
+        text = _rendered_by_alembic(
+            type_, lambda: _repr_type(type_, autogen_context, _skip_variants=True)
+        )
+        grouped: dict[str, list[str]] = {}
+        for name, variant in variants.items():
+            rendered = _repr_type(variant, autogen_context, _skip_variants=True)
+            grouped.setdefault(rendered, []).append(name)
+        for rendered, names in grouped.items():
+            text += f".with_variant({rendered}, {', '.join(_quoted(n) for n in names)})"
+        return text
+    match = re.match(r"sqlalchemy\.dialects\.(\w+)", type(type_).__module__)
+    if match is None or match.group(1) == autogen_context.dialect.name:
+        return False
+    name = match.group(1)
+    autogen_context.imports.add(f"from sqlalchemy.dialects import {name}")
+    own = rendering_context(_dialect_named(name)).impl.render_type(type_, autogen_context)
+    return own if own else f"{name}.{type_!r}"
+
+
+def _dialect_named(name: str) -> Dialect:
+    dialect: Dialect = sa.engine.make_url(f"{name}://").get_dialect()()
+    return dialect
+
+
+def _render_hook(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+    if id(obj) in _guarded():
+        return False
+    if type_ == "type":
+        return _render_type(obj, autogen_context)
+    if type_ == "server_default" and isinstance(obj, DialectDefault):
+        _uses_dialect()
+        pairs = ", ".join(f"{_quoted(n)}: {_escaped(sql)!r}" for n, sql in obj.sql.items())
+        return f"sa.text({{{pairs}}}[dialect])"
+    dialects = getattr(obj, "info", {}).get(DIALECTS) if isinstance(obj, sa.Constraint) else None
+    if dialects:
+        table = obj.table
+        metadata = table.metadata if isinstance(table, sa.Table) else None
+        text = _rendered_by_alembic(obj, lambda: _render_constraint(obj, autogen_context, metadata))
+        names = (
+            _quoted(dialects[0])
+            if len(dialects) == 1
+            else ("(" + ", ".join(_quoted(d) for d in dialects) + ")")
+        )
+        return f"{text}.ddl_if(dialect={names})"
+    return False
+
+
 def rendering_context(dialect: Dialect) -> MigrationContext:
     """A context to render with: ``dialect``'s kind, SQL written as it is.
 
@@ -130,12 +281,13 @@ def render(
     """
     contexts: list[AutogenContext] = []
 
-    def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> bool:
+    def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
         contexts.append(autogen_context)
-        return False  # Alembic's own rendering
+        return _render_hook(type_, obj, autogen_context)  # False: Alembic's own rendering
 
     seen = _seen_contexts()
     start = len(seen)
+    _rendering.uses_dialect = False
     try:
         body = render_python_code(
             container,  # type: ignore[arg-type]
@@ -149,6 +301,9 @@ def render(
     imports: set[str] = set()
     for autogen_context in contexts:
         imports |= autogen_context.imports
+    if _rendering.uses_dialect:
+        first, _, rest = body.partition("\n")
+        body = f"{first}\n    {DIALECT_LINE}\n{rest}"
     # Alembic indents every line but the first (its template indents that
     # one): undone, so that the writer indents the body once.
     body = re.sub(r"^    ", "", "    " + body, flags=re.MULTILINE)

@@ -46,6 +46,8 @@ class AppTarget:
     tables: list[str] = field(default_factory=list)  # the app's own tables in the metadata
     # (table, column) -> the Django field it comes from (models only)
     fields: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # the models whose tables the metadata holds (models only)
+    models: list[type[models.Model]] = field(default_factory=list)
 
 
 def unmanaged_models(app_label: str) -> list[type[models.Model]]:
@@ -160,4 +162,6 @@ def app_target(
         for fld in model._meta.local_fields
         if fld.concrete and fld.column
     }
-    return AppTarget(app_label, metadata, "models", [m._meta.db_table for m in owned], fields)
+    return AppTarget(
+        app_label, metadata, "models", [m._meta.db_table for m in owned], fields, owned
+    )
