@@ -66,6 +66,14 @@ def alias(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture(params=["postgresql", "mysql"])
+def server_alias(request: pytest.FixtureRequest) -> str:
+    """A database alias on a real server, once per server backend (PostgreSQL, MariaDB)."""
+    name = BACKENDS[request.param]
+    _require_alias(name)
+    return name
+
+
 @pytest.fixture
 def pg_alias() -> str:
     """The PostgreSQL alias (for PostgreSQL-only behaviour)."""
@@ -323,6 +331,34 @@ def mysql_execute(
             return list(cursor.fetchall()) if cursor.description else []
     finally:
         connection.close()
+
+
+def server_database(alias: str, name: str, **extra: Any) -> dict[str, Any]:
+    """``DATABASES`` settings for database ``name`` on the server of ``alias``.
+
+    For a subprocess project (PostgreSQL or MariaDB); drop it afterwards with
+    :func:`drop_server_databases`.
+    """
+    server = settings.DATABASES[alias]
+    keys = ("ENGINE", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS", "TEST")
+    return {**{key: server[key] for key in keys if key in server}, "NAME": name, **extra}
+
+
+def server_execute(alias: str, sql: str) -> None:
+    """One autocommitted statement on the server of ``alias``, outside Django."""
+    if connections[alias].vendor == "mysql":
+        mysql_execute(sql)
+    else:
+        pg_execute(sql)
+
+
+def drop_server_databases(alias: str, *names: str) -> None:
+    """Drop databases of a subprocess project on the server of ``alias``, if they exist."""
+    for name in names:
+        if connections[alias].vendor == "mysql":
+            mysql_execute(f"DROP DATABASE IF EXISTS `{name}`")
+        else:
+            pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_error(*args: str, **options: Any) -> str:

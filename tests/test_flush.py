@@ -26,7 +26,14 @@ from django.db import connections
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from .conftest import Project, pg_execute, query, run
+from .conftest import (
+    Project,
+    drop_server_databases,
+    query,
+    run,
+    server_database,
+    server_execute,
+)
 from .test_test_databases import run_in
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -339,32 +346,16 @@ def pytest_in(root: Path, *args: str) -> Any:
     return run_in(root, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args)
 
 
-def pg_settings(name: str) -> dict[str, Any]:
-    pg = settings.DATABASES["postgres"]
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        **{key: pg[key] for key in ("HOST", "PORT", "USER", "PASSWORD")},
-    }
-
-
-def drop_databases(*names: str) -> None:
-    for name in names:
-        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def databases(request: pytest.FixtureRequest, alias: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(vendor, DATABASES["default"])`` of a subprocess project, per backend.
+    """``(alias, DATABASES["default"])`` of a subprocess project, per backend.
 
-    SQLite: a file test database (``--reuse-db`` keeps it); PostgreSQL: names
-    of its own, dropped afterwards.
+    SQLite: a file test database (``--reuse-db`` keeps it); PostgreSQL and
+    MariaDB: names of their own, dropped afterwards.
     """
-    if alias not in ("default", "postgres"):
-        pytest.skip("these subprocess projects are written for SQLite and PostgreSQL")
     if alias == "default":
         yield (
-            "sqlite",
+            alias,
             {
                 "ENGINE": "django.db.backends.sqlite3",
                 "NAME": "db.sqlite3",
@@ -374,9 +365,9 @@ def databases(request: pytest.FixtureRequest, alias: str) -> Iterator[tuple[str,
         return
     name = f"ops_flush_{uuid.uuid4().hex[:8]}"
     try:
-        yield "postgresql", pg_settings(name)
+        yield alias, server_database(alias, name)
     finally:
-        drop_databases(name, f"test_{name}")
+        drop_server_databases(alias, name, f"test_{name}")
 
 
 def test_pytest_transactional_tests_and_reuse_db(
@@ -429,9 +420,10 @@ def test_manage_py_flush_outside_tests(
 ) -> None:
     """Outside tests only the tables ops owns by definition (the app's target:
     its unmanaged models) are emptied; another service's table is untouched."""
-    vendor, database = databases
-    if vendor == "postgresql":
-        pg_execute(f'CREATE DATABASE "{database["NAME"]}"')
+    alias, database = databases
+    if alias != "default":
+        quote = connections[alias].ops.quote_name
+        server_execute(alias, f"CREATE DATABASE {quote(database['NAME'])}")
     root = make_project(tmp_path, repr({"default": database}))
     for argv in (["migrate"], ["shell", "-c", SHELL_SETUP], ["flush", "--noinput"]):
         result = run_in(root, "manage.py", *argv)
@@ -486,6 +478,6 @@ def test_example_project_transaction_test_case(tmp_path: Path, alias: str) -> No
         )
     finally:
         if alias != "default":
-            drop_databases(f"test_{name}")
+            drop_server_databases(alias, f"test_{name}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ran 5 tests" in result.stderr

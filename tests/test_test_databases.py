@@ -1,7 +1,7 @@
 """Test databases get the ops schema with no extra step (real subprocesses).
 
-pytest-django (default, ``--nomigrations``, ``--reuse-db``, SQLite in-memory
-and PostgreSQL) and ``manage.py test`` all create the test database through
+pytest-django (default, ``--nomigrations``, ``--reuse-db``, SQLite in-memory,
+PostgreSQL and MariaDB) and ``manage.py test`` all create the test database through
 ``migrate``, whose ``post_migrate`` signal applies the ops migrations.
 """
 
@@ -15,9 +15,11 @@ import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
-from django.conf import settings
+
+from .conftest import drop_server_databases, server_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -159,27 +161,19 @@ def test_manage_py_test(tmp_path: Path) -> None:
     assert "OK" in result.stderr
 
 
-def test_pytest_django_postgresql(tmp_path: Path, pg_alias: str) -> None:
-    pg = settings.DATABASES[pg_alias]
-    databases = repr(
-        {
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": "ops_subprocess",
-                "HOST": pg["HOST"],
-                "PORT": pg["PORT"],
-                "USER": pg["USER"],
-                "PASSWORD": pg["PASSWORD"],
-            }
-        }
-    )
-    root = make_project(tmp_path, databases)
-    for args in (["--create-db", "--reuse-db"], ["--reuse-db"], ["--nomigrations"]):
-        result = pytest_in(root, *args)
+def test_pytest_django_on_a_server(tmp_path: Path, server_alias: str) -> None:
+    """pytest-django (created, reused, --nomigrations) and manage.py test on a server."""
+    name = f"ops_subprocess_{uuid.uuid4().hex[:8]}"
+    root = make_project(tmp_path, repr({"default": server_database(server_alias, name)}))
+    try:
+        for args in (["--create-db", "--reuse-db"], ["--reuse-db"], ["--nomigrations"]):
+            result = pytest_in(root, *args)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "2 passed" in result.stdout
+        result = run_in(root, "manage.py", "test", "shop", "--noinput")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "2 passed" in result.stdout
-    result = run_in(root, "manage.py", "test", "shop", "--noinput")
-    assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        drop_server_databases(server_alias, name, f"test_{name}")
 
 
 ROUTER = """
@@ -262,30 +256,11 @@ class HelperTests(OpsMigratorTestCase):
 """
 
 
-def pg_database(pg_alias: str, name: str, **extra: object) -> dict[str, object]:
-    pg = settings.DATABASES[pg_alias]
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        **{key: pg[key] for key in ("HOST", "PORT", "USER", "PASSWORD")},
-        **extra,
-    }
-
-
-def drop_pg_databases(*names: str) -> None:
-    from .conftest import pg_execute
-
-    for name in names:
-        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def default_database(alias: str) -> Iterator[dict[str, object]]:
     """``DATABASES["default"]`` of a subprocess project, per backend: a SQLite
-    file test database (kept by ``--reuse-db``), or PostgreSQL with names of
-    its own (dropped afterwards)."""
-    if alias not in ("default", "postgres"):
-        pytest.skip("these subprocess projects are written for SQLite and PostgreSQL")
+    file test database (kept by ``--reuse-db``), or PostgreSQL or MariaDB with
+    names of its own (dropped afterwards)."""
     if alias == "default":
         yield {
             "ENGINE": "django.db.backends.sqlite3",
@@ -295,9 +270,9 @@ def default_database(alias: str) -> Iterator[dict[str, object]]:
         return
     name = f"ops_testdb_{uuid.uuid4().hex[:8]}"
     try:
-        yield pg_database(alias, name)
+        yield server_database(alias, name)
     finally:
-        drop_pg_databases(name, f"test_{name}")
+        drop_server_databases(alias, name, f"test_{name}")
 
 
 def test_test_migrate_false(tmp_path: Path, default_database: dict[str, object]) -> None:
@@ -351,7 +326,8 @@ def test_kept_test_database_after_a_branch_switch(
     result = pytest_in(root, "--create-db", "--reuse-db", "test_things.py")
     assert result.returncode == 0, result.stdout + result.stderr
     (root / "shop/migrations_ops/0002_extra.py").unlink()  # back on the other branch
-    name = "test_db.sqlite3" if "TEST" in default_database else f"test_{default_database['NAME']}"
+    test_settings = cast(dict[str, object], default_database.get("TEST", {}))
+    name = test_settings.get("NAME") or f"test_{default_database['NAME']}"
     expected = (
         f"The test database '{name}' (alias 'default') was kept from an earlier run and "
         "records ops revision 't2', which no script defines (a branch switch?). It is "
