@@ -6,7 +6,8 @@ not null) and the index ``bench_t{i:04d}_name_idx`` on ``name``.
 
 Layout written under ``root`` (a temporary directory, never the repository)::
 
-    history-<N>/ops/       manage.py, benchsettings.py, benchops/migrations_ops/
+    history-<N>/ops/       manage.py, benchsettings.py, benchops/migrations_ops/,
+                           benchflushsettings.py (the same plus contenttypes and auth)
     history-<N>/alembic/   alembic.ini, env.py, script.py.mako, versions/
     history-<N>/django/    manage.py, benchsettings.py, benchdj/{models.py,migrations/}
     autogen-<M>/ops/       benchag/models.py (M unmanaged models), empty migrations_ops/
@@ -92,6 +93,16 @@ if __name__ == "__main__":
 def _django_project(root: Path, apps: list[str]) -> None:
     _write(root / "manage.py", _MANAGE)
     _write(root / "benchsettings.py", _SETTINGS.format(apps=apps))
+
+
+# The flush scenario's project: a test database also holds a handful of Django's
+# tables (contenttypes, auth), which Django's flush empties and post_migrate refills.
+_FLUSH_SETTINGS = '''
+"""Benchmark settings for the flush scenario: benchsettings plus contenttypes and auth."""
+from benchsettings import *  # noqa: F403
+
+INSTALLED_APPS = {apps!r}
+'''
 
 
 # -- model / table source -------------------------------------------------------------
@@ -363,6 +374,8 @@ def history(root: Path, n: int) -> Path:
 
     ops = base / "ops"
     _django_project(ops, ["django_alembic_ops", OPS_APP])
+    flush_apps = ["django.contrib.contenttypes", "django.contrib.auth", "django_alembic_ops"]
+    _write(ops / "benchflushsettings.py", _FLUSH_SETTINGS.format(apps=[*flush_apps, OPS_APP]))
     _write(ops / OPS_APP / "__init__.py", "")
     _write(ops / OPS_APP / "migrations_ops" / "__init__.py", "")
     for i in range(1, n + 1):

@@ -3,6 +3,10 @@
     python -m benchmarks [--short] [--n 100 1000] [--backends sqlite postgresql] [--runs 3]
                          [--json out.json] [--table out.txt] [--pg-host H --pg-port P --pg-user U]
 
+Also the flush a ``TransactionTestCase`` teardown runs: the package's ``flush``
+command against Django's own, in-process on a test database. Goals (``GOALS``)
+are checked on the measured rows and printed under the table.
+
 See benchmarks/README.md for what is measured and what each column means.
 """
 
@@ -24,6 +28,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -38,7 +43,7 @@ from benchmarks import generate  # noqa: E402
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TOOLS = ("ops", "alembic", "django", "floor")
-SCENARIOS = ("upgrade", "noop", "sql", "autogenerate", "post_migrate")
+SCENARIOS = ("upgrade", "noop", "sql", "autogenerate", "post_migrate", "flush")
 PEERS = ("alembic", "django", "floor")
 PG_DATABASE = "ops_bench"
 NO_TARGET = "no autogenerate target"
@@ -96,6 +101,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Calls timed in the post_migrate scenario (default: 50).",
     )
     parser.add_argument(
+        "--flush-n",
+        type=int,
+        nargs="+",
+        default=[100],
+        help="History sizes of the flush scenario (default: 100, where its goal is set).",
+    )
+    parser.add_argument(
+        "--flush-calls",
+        type=int,
+        default=20,
+        help="Flushes timed per run of the flush scenario, per command (default: 20).",
+    )
+    parser.add_argument(
         "--tools", nargs="+", choices=TOOLS, default=list(TOOLS), help="Subset of tools."
     )
     parser.add_argument(
@@ -133,6 +151,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pg-user", default=os.environ.get("OPS_TEST_PG_USER") or None, help="(default: postgres)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="Only print the table.")
+    parser.add_argument(
+        "--check-goals",
+        action="store_true",
+        help="Exit with status 1 when a measured row misses its goal (see GOALS).",
+    )
     args = parser.parse_args(argv)
     if args.short:
         args.n = args.n or [100]
@@ -444,7 +467,7 @@ class Bench:
             for tool, value in list(row["tools"].items()):
                 if "samples" in value:
                     row["tools"][tool] = summarize(value["samples"])
-            in_process = row["scenario"].startswith("post_migrate")
+            in_process = row["scenario"].startswith("post_migrate") or row["scenario"] == "flush"
             keys = ("median_ms",) if in_process else ("wall_s", "cpu_s", "maxrss_mb")
             row["ratios"] = ratios(row["tools"], keys)
 
@@ -522,6 +545,59 @@ class Bench:
             f"    post_migrate {tool:<8} {data['median_ms']:8.3f} ms/call "
             f"(first call {data['cold_ms']:.1f} ms)"
         )
+
+    def flush(self, db: Database, n: int) -> None:
+        """The flush of a ``TransactionTestCase`` teardown: the package's vs Django's command.
+
+        Each run is one ``inproc.py flush`` process on a new test database of
+        the N-migration history; the row holds the medians over runs of each
+        run's medians, and ``added`` the cost the package adds per flush.
+        """
+        project = generate.history(self.workdir, n) / "ops"
+        row = self.collect("flush", db.backend, n, None)
+        for tool in ("alembic", "floor"):
+            row["tools"][tool] = {"status": "n/a", "reason": f"no {tool} equivalent"}
+        argv = [sys.executable, str(HERE / "inproc.py"), "flush", str(n)]
+        argv += [str(self.args.flush_calls), str(project)]
+        runs: list[dict[str, Any]] = []
+        for run in range(self.args.runs):
+            self.log(f"  {db.backend} N={n}: flush, run {run + 1}/{self.args.runs}")
+            db.fresh()
+            outcome = measure(argv, cwd=project, env=self.env(db), timeout=self.args.timeout)
+            if outcome.returncode != 0:
+                last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+                failed = {"status": "error", "reason": f"exit {outcome.returncode}: {last}"}
+                row["tools"]["ops"] = row["tools"]["django"] = failed
+                self.log(f"    flush        {failed['reason']}")
+                return
+            data = json.loads(outcome.stdout.strip().splitlines()[-1])
+            runs.append(data)
+            self.log(
+                f"    flush        ops {data['ops_ms']:.2f} ms, django {data['django_ms']:.2f} ms"
+                f" per flush; added {data['added_ms']:.2f} ms"
+                f" (lookup and SQL {data['lookup_ms']:.3f} ms)"
+            )
+
+        def median(key: str) -> float:
+            return round(statistics.median(data[key] for data in runs), 4)
+
+        for tool in ("ops", "django"):
+            row["tools"][tool] = {
+                "status": "ok",
+                "median_ms": median(f"{tool}_ms"),
+                "runs_ms": [round(data[f"{tool}_ms"], 4) for data in runs],
+                "calls": self.args.flush_calls,
+            }
+        row["added"] = {
+            "total_ms": median("added_ms"),
+            "lookup_ms": median("lookup_ms"),
+            "ops_sql_ms": median("ops_sql_ms"),
+            "django_sql_ms": median("django_sql_ms"),
+            "ops_tables": runs[0]["ops_tables"],
+            "django_tables": runs[0]["django_tables"],
+            "calls": self.args.flush_calls,
+            "runs": runs,
+        }
 
     def autogenerate(self, db: Database, m: int) -> None:
         project = generate.autogen(self.workdir, m)
@@ -624,6 +700,7 @@ LABELS = {
     "autogenerate": "autogenerate",
     "post_migrate": "post_migrate, per call",
     "post_migrate_first": "post_migrate, 1st call",
+    "flush": "flush (test teardown)",
 }
 
 
@@ -677,7 +754,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     notes = [
         "",
         "Tool cells: median wall time / median CPU time (user+sys) of the whole process, "
-        "and its median peak RSS. post_migrate rows: ms per in-process call.",
+        "and its median peak RSS. post_migrate and flush rows: ms per in-process call "
+        "(flush: ops = the package's flush command, django = Django's own).",
         "Ratio cells: left tool over right tool, as wall/cpu/memory (above 1: the left one "
         "is slower or bigger). n/a: no equivalent or not available; ERROR: see below.",
     ]
@@ -692,6 +770,77 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     if errors:
         notes += ["Not measured:", *errors]
     return "\n".join(line.rstrip() for line in text + notes) + "\n"
+
+
+# -- goals -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Goal:
+    """An upper limit, in milliseconds, on one value of every row of one scenario."""
+
+    name: str
+    scenario: str
+    limit_ms: float
+    value: Callable[[dict[str, Any]], float | None]
+
+
+def _ops_ms(row: dict[str, Any]) -> float | None:
+    ops = row["tools"].get("ops", {})
+    return ops.get("median_ms") if ops.get("status") == "ok" else None
+
+
+def _added(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda row: row.get("added", {}).get(key)
+
+
+#: The goals the harness checks (docs/performance.rst says where they come from).
+GOALS = (
+    Goal("post_migrate warm call", "post_migrate", 20.0, _ops_ms),
+    # Issue 19: each flush's added cost <= 5 ms. Read two ways: what the package
+    # spends finding the ops tables and building the statement, and the whole
+    # difference, which also holds emptying the ops tables (Django's flush does not).
+    Goal("flush added: lookup + SQL", "flush", 5.0, _added("lookup_ms")),
+    Goal("flush added: total", "flush", 5.0, _added("total_ms")),
+)
+
+
+def check_goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every goal against every measured row of its scenario (``met``: False when unmeasured)."""
+    checked = []
+    for goal in GOALS:
+        for row in rows:
+            if row["scenario"] != goal.scenario:
+                continue
+            value = goal.value(row)
+            checked.append(
+                {
+                    "goal": goal.name,
+                    "scenario": goal.scenario,
+                    "backend": row["backend"],
+                    "n": row["n"],
+                    "limit_ms": goal.limit_ms,
+                    "value_ms": None if value is None else round(value, 4),
+                    "met": value is not None and value <= goal.limit_ms,
+                }
+            )
+    return checked
+
+
+def render_goals(goals: list[dict[str, Any]]) -> str:
+    if not goals:
+        return ""
+    lines = ["", "Goals (median ms; met when at most the limit):"]
+    name_width = max(len(goal["goal"]) for goal in goals)
+    for goal in goals:
+        value = goal["value_ms"]
+        shown = "not measured" if value is None else f"{value:.3f} ms"
+        verdict = "met" if goal["met"] else "NOT MET"
+        lines.append(
+            f"  {goal['goal']:<{name_width}}  {goal['backend']:<10}  N={goal['n']:<5}  "
+            f"{shown:>12}  <= {goal['limit_ms']:>4g} ms  {verdict}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -746,6 +895,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 bench.history(db, n)
             if "autogenerate" in args.scenarios:
                 bench.autogenerate(db, args.m)
+            if "flush" in args.scenarios:
+                for n in args.flush_n:
+                    bench.flush(db, n)
             db.drop()
     finally:
         if not args.keep and args.workdir is None:
@@ -768,13 +920,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "backends": backends,
             "skipped": skipped,
             "post_migrate_calls": args.post_migrate_calls,
+            "flush_n": args.flush_n,
+            "flush_calls": args.flush_calls,
             "django_alembic_ops": ops_info,
             "database_servers": servers,
             "machine": info,
         },
         "results": bench.rows,
     }
-    table = render_table(bench.rows)
+    goals = check_goals(bench.rows)
+    result["goals"] = goals
+    table = render_table(bench.rows) + render_goals(goals)
     result["table"] = table
     sys.stderr.flush()
     print(table, end="", flush=True)
@@ -785,6 +941,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.table:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         args.table.write_text(table)
+    if args.check_goals and not all(goal["met"] for goal in goals):
+        raise SystemExit(1)
     return result
 
 
