@@ -2,8 +2,9 @@
 
 ``--short`` is N = 100, SQLite, one run. Two harness processes run side by
 side (each with its own temporary projects and database), one for the
-process scenarios and one for offline SQL and autogenerate; the numbers are
-not checked, only the shape of the JSON and the fact that every tool ran.
+process scenarios and one for offline SQL, autogenerate and the flush; the
+numbers are not checked, only the shape of the JSON, the fact that every tool
+ran, and that every goal was evaluated.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks import run as harness
+
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = {"ops", "alembic", "django", "floor"}
 COMMON = ["--short", "-q"]
@@ -21,7 +24,7 @@ COMMON = ["--short", "-q"]
 def _run_harness(tmp_path: Path) -> dict[str, dict]:
     halves = {
         "processes": ["upgrade", "noop", "post_migrate"],
-        "offline": ["sql", "autogenerate"],
+        "offline": ["sql", "autogenerate", "flush"],
     }
     running = {}
     for name, scenarios in halves.items():
@@ -77,7 +80,7 @@ def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
     assert rows["post_migrate"]["ratios"]["ops/floor"]["median_ms"] > 0
 
     rows = _rows(results["offline"])
-    assert set(rows) == {"sql", "autogenerate"}
+    assert set(rows) == {"sql", "autogenerate", "flush"}
     for value in rows["sql"]["tools"].values():
         _assert_measured(value, "wall_s", "maxrss_mb")
     autogenerate = rows["autogenerate"]
@@ -88,3 +91,46 @@ def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
     ops = autogenerate["tools"]["ops"]
     if ops["status"] != "ok":  # autogenerate is not in every version of the package
         assert ops["status"] == "n/a" and "autogenerate target" in ops["reason"], ops
+
+    # The flush of a TransactionTestCase teardown: the package's command against
+    # Django's own, on a test database with the 100 ops tables and auth's 7.
+    flush = rows["flush"]
+    assert flush["n"] == 100
+    for tool in ("ops", "django"):
+        _assert_measured(flush["tools"][tool], "median_ms")
+    assert flush["ratios"]["ops/django"]["median_ms"] > 0
+    added = flush["added"]
+    assert (added["ops_tables"], added["django_tables"], added["calls"]) == (100, 7, 20)
+    for key in ("total_ms", "lookup_ms", "ops_sql_ms", "django_sql_ms"):
+        assert isinstance(added[key], float), key
+    goals = {(goal["goal"], goal["backend"]) for goal in results["offline"]["goals"]}
+    assert goals == {
+        ("flush added: lookup + SQL", "sqlite"),
+        ("flush added: total", "sqlite"),
+    }
+    assert "Goals (median ms" in results["offline"]["table"]
+    assert {goal["goal"] for goal in results["processes"]["goals"]} == {"post_migrate warm call"}
+
+
+def test_goals_are_met_only_when_measured_within_the_limit() -> None:
+    def flush_row(backend: str, added: dict[str, float]) -> dict:
+        return {"scenario": "flush", "backend": backend, "n": 100, "tools": {}, "added": added}
+
+    rows = [
+        flush_row("sqlite", {"lookup_ms": 0.3, "total_ms": 5.0}),
+        flush_row("postgresql", {"lookup_ms": 1.0, "total_ms": 5.01}),
+        {"scenario": "flush", "backend": "mysql", "n": 100, "tools": {}},  # failed: no "added"
+    ]
+
+    verdicts = {(g["goal"], g["backend"]): g["met"] for g in harness.check_goals(rows)}
+
+    assert verdicts == {
+        ("flush added: lookup + SQL", "sqlite"): True,
+        ("flush added: lookup + SQL", "postgresql"): True,
+        ("flush added: lookup + SQL", "mysql"): False,
+        ("flush added: total", "sqlite"): True,
+        ("flush added: total", "postgresql"): False,
+        ("flush added: total", "mysql"): False,
+    }
+    text = harness.render_goals(harness.check_goals(rows))
+    assert "5.010 ms  <=    5 ms  NOT MET" in text and "not measured" in text
