@@ -59,7 +59,8 @@ __all__ = [
     "OpsChecksMixin",
 ]
 
-#: What to do instead, when migrations are asked to run inside a SQLite test transaction.
+#: What to do instead, when migrations are asked to run inside a test transaction
+#: where they cannot (SQLite, MySQL).
 PYTEST_HINT = "Use the transactional_db fixture or @pytest.mark.django_db(transaction=True)."
 UNITTEST_HINT = (
     "Use a TransactionTestCase (e.g. django_alembic_ops.testing.OpsMigratorTestCase) "
@@ -73,14 +74,22 @@ _GENERIC_HINT = (
 _T = TypeVar("_T")
 
 
-def _refuse_sqlite_transaction(database: str, hint: str) -> None:
+#: Why a backend cannot run migrations inside the test's transaction.
+_NO_TEST_TRANSACTION = {
+    "sqlite": ("SQLite", "SQLite cannot switch foreign-key enforcement off inside a transaction"),
+    "mysql": ("MySQL", "MySQL commits DDL at once, and the test's transaction with it"),
+}
+
+
+def _refuse_test_transaction(database: str, hint: str) -> None:
     """Fail early, and say what to use instead, rather than half-way through a run."""
     connection = connections[database]
-    if connection.vendor == "sqlite" and connection.in_atomic_block:
+    refusal = _NO_TEST_TRANSACTION.get(connection.vendor)
+    if refusal is not None and connection.in_atomic_block:
+        name, reason = refusal
         raise TransactionError(
-            f"Ops migrations cannot run on SQLite database '{database}' inside the test's "
-            "transaction (pytest-django's db fixture, or django.test.TestCase): SQLite cannot "
-            f"switch foreign-key enforcement off inside a transaction. {hint}"
+            f"Ops migrations cannot run on {name} database '{database}' inside the test's "
+            f"transaction (pytest-django's db fixture, or django.test.TestCase): {reason}. {hint}"
         )
 
 
@@ -88,7 +97,7 @@ class OpsMigrator:
     """Move apps to exact ops migrations in a test; :meth:`restore` goes back to the heads.
 
     :param hint: what the error says to use instead when a migration is asked
-        to run on SQLite inside the test's transaction.
+        to run on SQLite or MySQL inside the test's transaction.
     """
 
     def __init__(self, *, hint: str = _GENERIC_HINT) -> None:
@@ -106,7 +115,7 @@ class OpsMigrator:
 
         :returns: the migrations that ran, in order, as ``"app_label.0002_name"``.
         """
-        _refuse_sqlite_transaction(database, self.hint)
+        _refuse_test_transaction(database, self.hint)
         if database not in self._touched:
             self._touched.append(database)
         steps = api.migrate(app_label, target, database=database)
@@ -369,7 +378,7 @@ def stairway(
         def test_ops_migrations_undo_cleanly():
             stairway(["shop"])
     """
-    _refuse_sqlite_transaction(database, _GENERIC_HINT)
+    _refuse_test_transaction(database, _GENERIC_HINT)
     labels = ops_app_labels(app_labels, database)
     checked: list[str] = []
     # A migration unapplied to start the stairway was applied before, so its
@@ -440,14 +449,40 @@ def _sqlstates(error: BaseException) -> Iterator[str]:
         current = current.__cause__ or current.__context__
 
 
+#: MySQL's ER_ROW_IS_REFERENCED_2: a table that a foreign key references cannot be dropped.
+_MYSQL_ROW_IS_REFERENCED = 1451
+
+
+def _codes(error: BaseException) -> set[object]:
+    """The driver's error code (``args[0]``) of every database error behind ``error``.
+
+    mysqlclient puts MySQL's error number first; Django's wrappers keep the
+    driver's arguments, SQLAlchemy's keep the driver's error as ``orig``.
+    """
+    codes: set[object] = set()
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for candidate in (current, getattr(current, "orig", None)):
+            args = getattr(candidate, "args", ())
+            if args and isinstance(args[0], int):
+                codes.add(args[0])
+        current = current.__cause__ or current.__context__
+    return codes
+
+
 def _django_tables_referencing(database: str, error: BaseException) -> list[tuple[str, str]]:
     """``(django_table, ops_table)`` foreign keys that made an unapply fail with ``error``.
 
-    Only for PostgreSQL's "other objects depend on it": a Django table (of a
-    managed model) references a table that the failing downgrade drops, and
-    that table is named in the error.
+    Only for PostgreSQL's "other objects depend on it" (MySQL's "Cannot
+    delete or update a parent row"): a Django table (of a managed model)
+    references a table that the failing downgrade drops, and that table is
+    named in the error.
     """
-    if _DEPENDENT_OBJECTS_STILL_EXIST not in set(_sqlstates(error)):
+    if _DEPENDENT_OBJECTS_STILL_EXIST not in set(_sqlstates(error)) and not (
+        connections[database].vendor == "mysql" and _MYSQL_ROW_IS_REFERENCED in _codes(error)
+    ):
         return []
     connection = connections[database]
     introspection = connection.introspection
@@ -465,7 +500,7 @@ def _django_tables_referencing(database: str, error: BaseException) -> list[tupl
 def _skip_when_django_tables_depend(app_label: str, database: str) -> Iterator[None]:
     """Skip, saying why, when Django's tables keep the app's migrations from unapplying.
 
-    On PostgreSQL a table that a Django table references by foreign key (a
+    On PostgreSQL and MySQL a table that a Django table references by foreign key (a
     managed model pointing at an unmanaged one, see "A Django migration that
     needs an ops migration") cannot be dropped while that table exists; the
     check would need Django's migration unapplied first, which is outside it.
@@ -488,7 +523,7 @@ def check_stairway(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
     """:func:`stairway` for one app.
 
     Raises ``unittest.SkipTest`` when the routers keep the app off
-    ``database``, or when, on PostgreSQL, a Django table references one of
+    ``database``, or when, on PostgreSQL or MySQL, a Django table references one of
     the tables its migrations drop (that table cannot be dropped first).
     """
     _skip_unless_allowed(app_label, database)
@@ -518,11 +553,11 @@ def check_upgrade(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
 
     Ends at the heads. Raises ``unittest.SkipTest`` (a skip for unittest and
     pytest alike) when the database routers keep the app off ``database``,
-    or when, on PostgreSQL, a Django table references a table of the app's
+    or when, on PostgreSQL or MySQL, a Django table references a table of the app's
     migrations (which cannot be dropped while that table exists).
     """
     _skip_unless_allowed(app_label, database)
-    _refuse_sqlite_transaction(database, _GENERIC_HINT)
+    _refuse_test_transaction(database, _GENERIC_HINT)
     with _skip_when_django_tables_depend(app_label, database), _back_to_heads(database):
         _attempt(
             f"Cannot unapply the ops migrations of '{app_label}'",
@@ -556,7 +591,7 @@ def check_models_match_ddl(app_label: str, database: str = DEFAULT_DB_ALIAS) -> 
             f"app '{app_label}' has no autogenerate target (no models with "
             "Meta.managed = False, no target_metadata in its ops package)"
         )
-    _refuse_sqlite_transaction(database, _GENERIC_HINT)
+    _refuse_test_transaction(database, _GENERIC_HINT)
     _attempt(
         "Cannot apply the ops migrations before comparing",
         functools.partial(api.migrate, database=database),
@@ -602,7 +637,7 @@ class OpsMigrationsTestMixin(_TestCaseBase):
         self, app_labels: Sequence[str] | None = None, database: str = DEFAULT_DB_ALIAS
     ) -> list[str]:
         """Run :func:`stairway`; its ``AssertionError`` fails the test."""
-        _refuse_sqlite_transaction(database, UNITTEST_HINT)
+        _refuse_test_transaction(database, UNITTEST_HINT)
         return stairway(app_labels, database)
 
 
@@ -635,12 +670,12 @@ class OpsChecksMixin(OpsMigrationsTestMixin):
         self._ops_each(check_single_head)
 
     def test_ops_upgrade(self) -> None:
-        _refuse_sqlite_transaction(self.ops_database, UNITTEST_HINT)
+        _refuse_test_transaction(self.ops_database, UNITTEST_HINT)
         self._ops_each(lambda label: check_upgrade(label, self.ops_database))
 
     def test_ops_models_match_ddl(self) -> None:
         self._ops_each(lambda label: check_models_match_ddl(label, self.ops_database))
 
     def test_ops_stairway(self) -> None:
-        _refuse_sqlite_transaction(self.ops_database, UNITTEST_HINT)
+        _refuse_test_transaction(self.ops_database, UNITTEST_HINT)
         self._ops_each(lambda label: check_stairway(label, self.ops_database))

@@ -155,6 +155,25 @@ def test_migrator_refuses_sqlite_inside_a_transaction(project: Project) -> None:
     assert "shop_order" not in table_names("default")
 
 
+def test_migrator_refuses_mysql_inside_a_transaction(project: Project, mysql_alias: str) -> None:
+    """MySQL's DDL would commit the test's transaction (the db fixture's): refused first."""
+    with_shop(project)
+    migrator = OpsMigrator(hint="Use the transactional_db fixture.")
+    with transaction.atomic(using=mysql_alias), pytest.raises(TransactionError) as info:
+        migrator.migrate("shop", "0001", database=mysql_alias)
+    assert str(info.value) == (
+        "Ops migrations cannot run on MySQL database 'mysql' inside the test's transaction "
+        "(pytest-django's db fixture, or django.test.TestCase): MySQL commits DDL at once, and "
+        "the test's transaction with it. Use the transactional_db fixture."
+    )
+    with (
+        transaction.atomic(using=mysql_alias),
+        pytest.raises(TransactionError, match="transactional_db"),
+    ):
+        stairway(["shop"], database=mysql_alias)
+    assert "shop_order" not in table_names(mysql_alias)
+
+
 def test_migrator_inside_a_postgresql_transaction(project: Project, pg_alias: str) -> None:
     """What the db fixture does on PostgreSQL: DDL is transactional, the rollback undoes it."""
     with_shop(project)
@@ -486,11 +505,9 @@ class Note(models.Model):
 def test_checks_skip_when_a_django_table_references_an_ops_table(
     project: Project, alias: str
 ) -> None:
-    """On PostgreSQL an ops table that a Django table references cannot be
-    dropped: check_upgrade and check_stairway skip, saying why, and leave the
+    """On PostgreSQL and MySQL an ops table that a Django table references cannot
+    be dropped: check_upgrade and check_stairway skip, saying why, and leave the
     database at the heads; on SQLite they run."""
-    if connections[alias].vendor == "mysql":
-        pytest.skip("MariaDB: a downgrade that fails after DDL committed is the MySQL issue's")
     project.app("shop", models=REFERENCED)
     project.script("shop", "0001_initial", revision="r1", **one_table("shop_thing"))
     api.migrate(database=alias)
@@ -498,13 +515,14 @@ def test_checks_skip_when_a_django_table_references_an_ops_table(
 
     with connections[alias].schema_editor() as editor:  # what Django's migration creates
         editor.create_model(apps.get_model("shop", "Note"))
+    vendor = connections[alias].vendor
     for check in (testing.check_upgrade, testing.check_stairway):
-        if connections[alias].vendor == "postgresql":
+        if vendor != "sqlite":
             with pytest.raises(unittest.SkipTest) as info:
                 check("shop", database=alias)
             assert str(info.value) == (
                 "Django's tables reference tables of the ops migrations by foreign key "
-                "(shop_note -> shop_thing), so on postgresql the ops migrations of 'shop' "
+                f"(shop_note -> shop_thing), so on {vendor} the ops migrations of 'shop' "
                 "cannot be unapplied while those tables exist"
             )
         else:
