@@ -229,7 +229,10 @@ def _referenced_first(
         needs = {
             table: {
                 referenced
-                for _, referenced in connection.introspection.get_relations(cursor, table).values()
+                # (field, table), plus on_delete from Django 6.0 on.
+                for _, referenced, *_ in connection.introspection.get_relations(
+                    cursor, table
+                ).values()
                 if referenced in by_table and referenced != table
             }
             for table in by_table

@@ -490,7 +490,8 @@ def _django_tables_referencing(database: str, error: BaseException) -> list[tupl
     found: list[tuple[str, str]] = []
     with connection.cursor() as cursor:
         for table in sorted(django_tables):
-            for _, referenced in introspection.get_relations(cursor, table).values():
+            # (field, table), plus on_delete from Django 6.0 on.
+            for _, referenced, *_ in introspection.get_relations(cursor, table).values():
                 if referenced not in django_tables and referenced in str(error):
                     found.append((table, referenced))
     return sorted(set(found))
