@@ -12,7 +12,7 @@ import django
 from django.apps import AppConfig, apps
 
 from . import conf
-from .errors import NoOpsMigrations, UnknownApp
+from .errors import NoOpsMigrations, UnknownApp, WriteError
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,27 @@ def get_app_config(app_label: str) -> AppConfig:
 def app_folder(app_label: str) -> OpsApp:
     """The ops folder of an installed app, whether or not it exists yet."""
     return _ops_app(get_app_config(app_label))
+
+
+def writable_app_folder(app_label: str) -> OpsApp:
+    """:func:`app_folder`, refused for an app installed as a package.
+
+    A script written into site-packages (or Django's own apps) would be lost
+    on the next install, and would change a package the project does not own.
+    """
+    app_config = get_app_config(app_label)
+    if not inside_project(Path(app_config.path)):
+        raise WriteError(installed_package_message(app_config))
+    return _ops_app(app_config)
+
+
+def installed_package_message(app_config: AppConfig) -> str:
+    """Why an app that is an installed package gets no ops migrations, and what to do."""
+    return (
+        f"App '{app_config.label}' is an installed package ({app_config.name}), not part of "
+        "this project; ops migrations cannot be written into it. Put ops migrations that "
+        "change its tables in one of your own apps."
+    )
 
 
 def ops_apps() -> list[OpsApp]:

@@ -221,6 +221,19 @@ def test_app_without_ops_package(project: Project, alias: str) -> None:
     )
 
 
+def test_no_script_is_written_into_an_installed_package(project: Project, alias: str) -> None:
+    """opsmakemigration never writes into site-packages (nor suggests it)."""
+    expected = (
+        "App 'auth' is an installed package (django.contrib.auth), not part of this project; "
+        "ops migrations cannot be written into it. Put ops migrations that change its tables "
+        "in one of your own apps."
+    )
+    auth_folder = Path(django.__file__).parent / "contrib" / "auth" / "migrations_ops"
+    assert run_error("opsmakemigration", "auth", "--empty", database=alias) == expected
+    assert run_error("opsmakemigration", "auth", database=alias) == expected
+    assert not auth_folder.exists()
+
+
 def test_which_apps_are_the_projects(tmp_path: Path) -> None:
     paths = sysconfig.get_paths()
     for outside in [

@@ -8,9 +8,12 @@ refuses in one line naming the revision and the way out; ``opsmigrate <app>
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
 from django.test.utils import override_settings
 
@@ -108,6 +111,13 @@ def test_planning_commands_refuse_in_one_line(
     assert run_error("opsmigrate", *args, database=alias) == refusal(alias)
     assert recorded(alias) == ["o1", "s2"]
     assert {"shop_a", "shop_b", "orders_a"} <= table_names(alias)
+
+
+def test_refusal_comes_before_any_output(switched: Path, alias: str) -> None:
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("opsmigrate", database=alias, stdout=out, stderr=out)
+    assert out.getvalue() == ""  # no "Operations to perform:" header before the error
 
 
 @pytest.mark.parametrize("args", [(), ("--check",), ("--plan",), ("--fake",)], ids=str)

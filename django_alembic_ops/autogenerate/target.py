@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,6 +124,9 @@ def target_apps() -> list[str]:
 
 
 def no_target_message(app_label: str) -> str:
+    app_config = discovery.get_app_config(app_label)
+    if not discovery.inside_project(Path(app_config.path)):
+        return discovery.installed_package_message(app_config)
     return (
         f"App '{app_label}' has nothing to autogenerate from: it has no models with "
         "Meta.managed = False and its migrations_ops package defines no target_metadata. "

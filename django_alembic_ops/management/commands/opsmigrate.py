@@ -76,6 +76,10 @@ class Command(OpsCommand):
                 sys.exit(1)
             return
         labels = api.validate(app_label, name)
+        if not options["fake"]:
+            # A branch switch: refuse before printing a plan header. (--fake
+            # with a migration name is the way out, so it goes on.)
+            api.check_recorded(database=database)
         if self.verbosity >= 1:
             # Like migrate: "Target specific migration: 0002_name", not the prefix typed.
             target = api.resolve(app_label, name) if app_label and name else None
