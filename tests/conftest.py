@@ -340,8 +340,16 @@ def server_database(alias: str, name: str, **extra: Any) -> dict[str, Any]:
     :func:`drop_server_databases`.
     """
     server = settings.DATABASES[alias]
-    keys = ("ENGINE", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS", "TEST")
-    return {**{key: server[key] for key in keys if key in server}, "NAME": name, **extra}
+    keys = ("ENGINE", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS")
+    # Not TEST's NAME: pytest-xdist's workers set it to their own test database,
+    # which the subprocess's test runner would then create and drop.
+    test = {k: v for k, v in server.get("TEST", {}).items() if k in ("CHARSET", "COLLATION")}
+    return {
+        **{key: server[key] for key in keys if key in server},
+        "NAME": name,
+        **({"TEST": test} if test else {}),
+        **extra,
+    }
 
 
 def server_execute(alias: str, sql: str) -> None:
