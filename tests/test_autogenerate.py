@@ -140,6 +140,7 @@ class Coupon(models.Model):
 """
 
 
+@pytest.mark.autogenerate
 @needs_django_51
 def test_round_trip(project: Project, alias: str) -> None:
     package = project.app("shop", models=BASE)
@@ -235,6 +236,7 @@ def test_round_trip(project: Project, alias: str) -> None:
 # -- a new NOT NULL column on a table with rows ---------------------------------
 
 
+@pytest.mark.autogenerate
 def test_new_not_null_column_fills_existing_rows(project: Project, alias: str) -> None:
     """As Django's add_field(): added with DEFAULT <effective default>, which is then dropped."""
     project.app("shop", models=BASE)
@@ -264,6 +266,7 @@ def test_new_not_null_column_fills_existing_rows(project: Project, alias: str) -
     assert "tier" not in {c["name"] for c in _columns(alias, "shop_customer")}
 
 
+@pytest.mark.autogenerate
 def test_notes_for_not_null_columns_without_a_default(project: Project, alias: str) -> None:
     """Both directions are noted: adding one, and downgrade() adding a dropped one back."""
     project.app("shop", models=BASE)
@@ -335,6 +338,7 @@ class Sale(models.Model):
 FOREIGN = ("auth_", "django_", "other_", "inventory_", "alembic_ops_version")
 
 
+@pytest.mark.autogenerate
 def test_only_the_apps_own_tables(project: Project, alias: str) -> None:
     other = project.app("other", models=OTHER, ops=False)
     (other / "migrations").mkdir()
@@ -386,6 +390,7 @@ def test_only_the_apps_own_tables(project: Project, alias: str) -> None:
 # -- the command ---------------------------------------------------------------
 
 
+@pytest.mark.autogenerate
 def test_check_and_dry_run(project: Project, alias: str) -> None:
     package = project.app("shop", models=BASE)
     with pytest.raises(SystemExit) as exit_info:
@@ -406,6 +411,7 @@ def test_check_and_dry_run(project: Project, alias: str) -> None:
     assert len(scripts(package)) == 1
 
 
+@pytest.mark.autogenerate
 @needs_django_51
 def test_check_prints_the_changes(project: Project, alias: str) -> None:
     project.app("shop", models=BASE)
@@ -435,6 +441,7 @@ def check_output(label: str, alias: str) -> str:
     return out.getvalue()
 
 
+@pytest.mark.autogenerate
 def test_check_names_the_file_it_would_write(project: Project, alias: str) -> None:
     package = project.app("shop", models=BASE)
     autogenerate("shop", alias)
@@ -466,6 +473,7 @@ class Tag(models.Model):
 """
 
 
+@pytest.mark.autogenerate
 def test_files_are_named_after_the_change(project: Project, alias: str) -> None:
     """As makemigrations names them (Django's Migration.suggest_name())."""
     package = project.app("shop", models=BASE)
@@ -553,6 +561,7 @@ def test_empty_still_writes_an_empty_migration(project: Project, alias: str) -> 
     assert "create_table" not in path.read_text()
 
 
+@pytest.mark.autogenerate
 def test_several_labels_and_no_labels(project: Project, alias: str) -> None:
     shop = project.app("shop", models=BASE)
     billing = project.app("billing", models=INVENTORY.replace("Stock", "Invoice"))
@@ -593,6 +602,7 @@ def test_no_target_is_a_clear_error(project: Project) -> None:
     assert "--empty" in message
 
 
+@pytest.mark.autogenerate
 def test_database_must_be_at_the_apps_head(project: Project, alias: str) -> None:
     project.app("shop", models=BASE)
     run("opsmakemigration", "shop", database=alias)
@@ -664,6 +674,7 @@ def test_target_metadata_must_be_metadata(project: Project) -> None:
 # -- the written script --------------------------------------------------------
 
 
+@pytest.mark.autogenerate
 def test_imports_only_what_is_used(project: Project, alias: str) -> None:
     project.app("shop", models=BASE)
     out, script = autogenerate("shop", alias)
@@ -695,6 +706,7 @@ def ruff_command() -> list[str]:
     return command
 
 
+@pytest.mark.autogenerate
 def test_script_is_formatted(project: Project, alias: str) -> None:
     package = project.app("shop", models=BASE)
     autogenerate("shop", alias)
@@ -717,6 +729,7 @@ WITH_USER = BASE.replace(
 )
 
 
+@pytest.mark.autogenerate
 def test_script_reads_like_hand_written_code(
     project: Project, alias: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -772,6 +785,7 @@ class Customer(models.Model):
 """
 
 
+@pytest.mark.autogenerate
 def test_rebuild_keeps_what_reflection_cannot_see(project: Project, alias: str) -> None:
     project.app("shop", models=FRAGILE)
     autogenerate("shop", alias)
@@ -849,6 +863,7 @@ class Item(models.Model):
 """
 
 
+@pytest.mark.autogenerate
 @needs_django_51
 def test_sql_text_is_kept_as_written(project: Project, alias: str) -> None:
     """'%' in defaults, conditions and checks; collations; generated columns."""

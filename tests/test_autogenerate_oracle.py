@@ -45,7 +45,10 @@ from django.db import connections
 from .conftest import Project, inspect_db, run
 from .test_autogenerate import reinstall
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.autogenerate,
+]
 
 MODELS = """
 import uuid
