@@ -270,6 +270,9 @@ def _expr(node: ast.expr, *, in_chain: bool = False) -> Doc:
         doc = [_expr(node.func, in_chain=True), _arguments(node)]
     elif isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
         doc = [_expr(node.value, in_chain=True), "[", _expr(node.slice), "]"]
+    elif isinstance(node, ast.IfExp):
+        # Flat, as comparisons are: short in the code rendered here.
+        return [_expr(node.body), " if ", _expr(node.test), " else ", _expr(node.orelse)]
     elif isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARISONS:
         # Flat: a long one is left to the statement's check.
         return [_expr(node.left), _COMPARISONS[type(node.ops[0])], _expr(node.comparators[0])]

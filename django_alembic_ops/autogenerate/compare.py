@@ -521,15 +521,19 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         depends_on, django_dependencies = dependencies(upgrade_ops, app_label)
         changes = render.describe(upgrade_ops)
         file_name = render.suggested_name(upgrade_ops)
+        batch = is_sqlite
         if target.source == "models":
-            schema = portable.portable_schema(backends, target.tables)
-            portable.make_portable(upgrade_ops, schema)
-            portable.make_portable(downgrade_ops, schema)
+            written = portable.written_types(_script_paths(app_label))
+            schema = portable.portable_schema(backends, target.tables, written)
+            portable.make_portable(upgrade_ops, schema, upgrade=True)
+            portable.make_portable(downgrade_ops, schema, upgrade=False)
+            # Changes to existing tables go in batch blocks wherever SQLite must run them.
+            batch = batch or "sqlite" in schema.names
             if changes:
                 notes.extend(left_out)
         writing = render.rendering_context(sa_connection.dialect)
-        upgrade, up_imports = render.render(upgrade_ops, writing, batch=is_sqlite)
-        downgrade, down_imports = render.render(downgrade_ops, writing, batch=is_sqlite)
+        upgrade, up_imports = render.render(upgrade_ops, writing, batch=batch)
+        downgrade, down_imports = render.render(downgrade_ops, writing, batch=batch)
     return Comparison(
         app_label=app_label,
         database=database,

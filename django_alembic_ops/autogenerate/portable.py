@@ -30,9 +30,12 @@ a name counting as the name the backend gives it).
 
 from __future__ import annotations
 
+import ast
 import functools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -43,11 +46,18 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import ConnectionHandler, load_backend
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import visitors
+from sqlalchemy.sql.schema import ColumnCollectionConstraint
 from sqlalchemy.sql.type_api import TypeEngine
 
 from ..bridge import VENDOR_DIALECTS
-from . import render
-from .metadata import CHECK_COLUMN, UnsupportedModel, build_metadata, pg_constraint_name
+from . import render, sqlite
+from .metadata import (
+    CHECK_COLUMN,
+    UnsupportedModel,
+    build_metadata,
+    pg_constraint_name,
+    sqlalchemy_type,
+)
 from .render import DIALECTS, DialectDefault
 
 __all__ = [
@@ -303,15 +313,15 @@ _T = TypeVar("_T")
 
 def _place(
     objects: dict[str, list[_T]], same: Callable[[_T, _T, str], bool]
-) -> list[tuple[_T, list[str]]]:
-    """Each object once, with the backends it stands for (greedy: the most backends first).
+) -> list[tuple[_T, dict[str, _T]]]:
+    """Each object once, with what it stands for on each backend (the most backends first).
 
     ``same(candidate, other, backend)``: whether ``candidate`` gives on
     ``backend`` what ``other`` (an object of that backend) gives.
     """
     order = _canonical(objects)
     left = {name: list(items) for name, items in objects.items()}
-    placed: list[tuple[_T, list[str]]] = []
+    placed: list[tuple[_T, dict[str, _T]]] = []
     while any(left.values()):
         best: tuple[_T, dict[str, _T]] | None = None
         for name in order:
@@ -329,11 +339,29 @@ def _place(
         candidate, matches = best
         for name, match in matches.items():
             left[name].remove(match)
-        placed.append((candidate, [name for name in order if name in matches]))
+        placed.append((candidate, {name: matches[name] for name in order if name in matches}))
     return placed
 
 
 # -- the portable schema -----------------------------------------------------
+
+
+@dataclass(eq=False)
+class Form:
+    """An index or a constraint as the script writes it, and what it is on each backend."""
+
+    #: The object in the portable table (``info[DIALECTS]`` when only some backends have it).
+    item: Any
+    #: Dialect name -> the object of that backend's target it stands for.
+    members: dict[str, Any]
+
+    @property
+    def name(self) -> str | None:
+        return str(self.item.name) if self.item.name else None
+
+    @property
+    def dialects(self) -> tuple[str, ...]:
+        return tuple(self.members)
 
 
 @dataclass
@@ -342,8 +370,10 @@ class PortableSchema:
 
     backends: list[Backend]
     metadata: sa.MetaData
-    #: Per table, its indexes (those only for some backends have ``info[DIALECTS]``).
-    indexes: dict[str, list[sa.Index]] = field(default_factory=dict)
+    #: Per table, its indexes and constraints (primary keys aside).
+    forms: dict[str, list[Form]] = field(default_factory=dict)
+    #: Column types as the app's scripts wrote them (see :func:`written_types`).
+    written: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -352,6 +382,12 @@ class PortableSchema:
     @property
     def primary(self) -> Backend:
         return self.backends[0]
+
+    def indexes(self, table: str) -> list[sa.Index]:
+        return [f.item for f in self.forms.get(table, []) if isinstance(f.item, sa.Index)]
+
+    def backend(self, name: str) -> Backend:
+        return next(b for b in self.backends if b.name == name)
 
 
 def _only_for(item: Any, names: list[str], everyone: list[str]) -> None:
@@ -436,16 +472,17 @@ def _table(name: str, schema: PortableSchema) -> None:
         n: [c for c in t.constraints if not isinstance(c, sa.PrimaryKeyConstraint)]
         for n, t in tables.items()
     }
+    forms: list[Form] = []
     placed = _place(constraints, same_constraint)
-    for constraint, names in sorted(placed, key=lambda item: -len(item[1])):
+    for constraint, matches in sorted(placed, key=lambda item: -len(item[1])):
         copy = constraint._copy(target_table=table)
         copy.info = dict(constraint.info)
-        _only_for(copy, names, everyone)
+        _only_for(copy, list(matches), everyone)
         table.append_constraint(copy)
+        forms.append(Form(copy, matches))
 
     # Indexes of one name are one index when a copy with every backend's own
     # options (postgresql_where and sqlite_where, ...) gives each its own.
-    indexes: list[sa.Index] = []
     names_seen = sorted({str(i.name) for t in tables.values() for i in t.indexes})
     for index_name in names_seen:
         members = {
@@ -464,20 +501,28 @@ def _table(name: str, schema: PortableSchema) -> None:
         ]
         if fits:
             _only_for(merged, fits, everyone)
-            indexes.append(merged)
+            forms.append(Form(merged, {n: members[n] for n in fits}))
         else:
             table.indexes.discard(merged)
         for n, i in members.items():
             if n not in fits:
                 own = _copy_index(i, table, _dialect_kwargs(i, n))
                 _only_for(own, [n], everyone)
-                indexes.append(own)
-    schema.indexes[name] = indexes
+                forms.append(Form(own, {n: i}))
+    schema.forms[name] = forms
 
 
-def portable_schema(backends_: list[Backend], tables: Iterable[str]) -> PortableSchema:
-    """The tables ``tables`` of the target, for every backend in ``backends_``."""
-    schema = PortableSchema(list(backends_), sa.MetaData())
+def portable_schema(
+    backends_: list[Backend],
+    tables: Iterable[str],
+    written: dict[tuple[str, str], str] | None = None,
+) -> PortableSchema:
+    """The tables ``tables`` of the target, for every backend in ``backends_``.
+
+    :param written: column types as the app's scripts wrote them
+        (:func:`written_types`).
+    """
+    schema = PortableSchema(list(backends_), sa.MetaData(), written=dict(written or {}))
     common = [name for name in tables if all(name in b.metadata.tables for b in backends_)]
     # Tables foreign keys point at (other apps', Django's): names and keys only.
     for table in backends_[0].metadata.tables.values():
@@ -491,12 +536,178 @@ def portable_schema(backends_: list[Backend], tables: Iterable[str]) -> Portable
 # -- the operations ------------------------------------------------------------
 
 
-def _reflected_type(type_: TypeEngine[Any], schema: PortableSchema) -> TypeEngine[Any]:
-    """A type read from the compared database, as generic as it stays the same there."""
+#: The Django fields a column read back from a database is taken for, first
+#: match first: where several fields share a type there (SQLite's ``integer``,
+#: ``bigint``, ``text``), the plainest one.
+_LIKELY_FIELDS = (
+    "IntegerField",
+    "BigIntegerField",
+    "SmallIntegerField",
+    "CharField",
+    "TextField",
+    "DateTimeField",
+    "DateField",
+    "TimeField",
+    "BooleanField",
+    "DecimalField",
+    "FloatField",
+    "BinaryField",
+    "UUIDField",
+    "JSONField",
+    "DurationField",
+    "GenericIPAddressField",
+)
+
+
+def _field_types(
+    type_: TypeEngine[Any], schema: PortableSchema
+) -> tuple[str | None, dict[str, TypeEngine[Any]]]:
+    """What a column of the compared database is on every backend, as Django writes it.
+
+    For a column the target no longer has (``downgrade()`` adds it back):
+    the first field of :data:`_LIKELY_FIELDS` whose type on the compared
+    backend is ``type_``, as each backend's Django writes that field.
+    """
     primary = schema.primary
+    wanted = _compiled(type_, primary.dialect)
+    params = {
+        "max_length": getattr(type_, "length", None),
+        "max_digits": getattr(type_, "precision", None),
+        "decimal_places": getattr(type_, "scale", None),
+    }
+    for internal in _LIKELY_FIELDS:
+        found: dict[str, TypeEngine[Any]] = {}
+        for backend in schema.backends:
+            db_type = backend.connection.data_types.get(internal)
+            if not isinstance(db_type, str):
+                break
+            try:
+                found[backend.name] = sqlalchemy_type(backend.dialect, db_type % params)
+            except (TypeError, ValueError, KeyError, UnsupportedModel):
+                break
+        else:
+            if _compiled(found[primary.name], primary.dialect) == wanted:
+                found[primary.name] = type_
+                return internal, found
+    return None, {}
+
+
+#: What a type written in a script may use: SQLAlchemy and its dialects' types.
+_TYPE_MODULES = {"sa", "postgresql", "mysql", "sqlite"}
+_NOT_TYPES = {"ForeignKey", "Identity", "Computed", "Sequence", "FetchedValue"}
+
+
+class _WrittenTypes(ast.NodeVisitor):
+    """The column types the ``upgrade()`` of the app's scripts write, in order."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.table: str | None = None  # of the batch_alter_table block we are in
+        self.found: dict[tuple[str, str], str] = {}
+
+    @staticmethod
+    def _text(node: ast.expr | None) -> str | None:
+        return (
+            node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+        )
+
+    def _type(self, node: ast.expr) -> str | None:
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        called = {
+            n.func.attr
+            for n in ast.walk(node)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        }
+        if not names or not names <= _TYPE_MODULES or called & _NOT_TYPES:
+            return None
+        return ast.unparse(node)
+
+    def _column(self, table: str | None, node: ast.expr) -> None:
+        if not (
+            table
+            and isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "Column"
+            and len(node.args) >= 2
+        ):
+            return
+        column, written = self._text(node.args[0]), self._type(node.args[1])
+        if column and written:
+            self.found[(table, column)] = written
+
+    def visit_With(self, node: ast.With) -> None:
+        outer = self.table
+        call = node.items[0].context_expr if node.items else None
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "batch_alter_table"
+            and call.args
+        ):
+            self.table = self._text(call.args[0])
+        self.generic_visit(node)
+        self.table = outer
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Attribute):
+            via_op = isinstance(node.func.value, ast.Name) and node.func.value.id == "op"
+            args = list(node.args)
+            table = self._text(args.pop(0)) if via_op and args else self.table
+            if node.func.attr == "create_table" and via_op:
+                for arg in args:
+                    self._column(table, arg)
+            elif node.func.attr == "add_column" and args:
+                self._column(table, args[0])
+            elif node.func.attr == "alter_column" and args:
+                column = self._text(args[0])
+                for keyword in node.keywords:
+                    written = self._type(keyword.value) if keyword.arg == "type_" else None
+                    if table and column and written:
+                        self.found[(table, column)] = written
+        self.generic_visit(node)
+
+
+def written_types(paths: Iterable[Path]) -> dict[tuple[str, str], str]:
+    """(table, column) -> the type the app's scripts last gave it, as Python source.
+
+    Read from each script's ``upgrade()``, in history order; only types
+    written with SQLAlchemy's names (``sa.``, ``postgresql.``, ...).
+    """
+    found: dict[tuple[str, str], str] = {}
+    for path in paths:
+        try:
+            source = path.read_text(encoding="utf-8")
+            tree = ast.parse(source)
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "upgrade":
+                visitor = _WrittenTypes(source)
+                visitor.visit(node)
+                found.update(visitor.found)
+    return found
+
+
+def _reflected_type(
+    type_: TypeEngine[Any], schema: PortableSchema, table: str = "", column: str = ""
+) -> TypeEngine[Any]:
+    """A type read from the compared database, for every backend.
+
+    As the app's scripts wrote it (:func:`written_types`), else as Django
+    writes the field it most likely is (:func:`_field_types`), else the
+    generic type, with the compared database's as its variant where it
+    differs there.
+    """
+    primary = schema.primary
+    written = schema.written.get((table, column))
+    if written is not None:
+        return render.WrittenType(written, type_)
+    _, types = _field_types(type_, schema)
+    if types:
+        return portable_type(types, {b.name: b.dialect for b in schema.backends})
     generic = _generic(type_)
-    if generic is None or type(type_).__module__.startswith("sqlalchemy.sql"):
-        return generic if generic is not None and repr(generic) == repr(type_) else type_
+    if generic is None:
+        return type_
     if _compiled(generic, primary.dialect) == _compiled(type_, primary.dialect):
         return generic
     return generic.with_variant(type_, primary.name)
@@ -504,7 +715,7 @@ def _reflected_type(type_: TypeEngine[Any], schema: PortableSchema) -> TypeEngin
 
 def _target_column(schema: PortableSchema, table: str, column: str) -> sa.Column[Any] | None:
     found = schema.metadata.tables.get(table)
-    if found is None or column not in found.c or table not in schema.indexes:
+    if found is None or column not in found.c or table not in schema.forms:
         return None
     return found.c[column]
 
@@ -516,7 +727,7 @@ def _column_op(sub: ops.MigrateOperation, table: str, schema: PortableSchema) ->
         column = sub.column
         target = _target_column(schema, table, column.name)
         if target is None:  # a dropped column, back in downgrade()
-            column.type = _reflected_type(column.type, schema)
+            column.type = _reflected_type(column.type, schema, table, column.name)
             return
         copy = target._copy()
         if target.server_default is None and column.server_default is not None:
@@ -525,20 +736,22 @@ def _column_op(sub: ops.MigrateOperation, table: str, schema: PortableSchema) ->
     elif isinstance(sub, ops.AlterColumnOp):
         target = _target_column(schema, table, sub.column_name)
         own = primary.metadata.tables[table].c[sub.column_name] if target is not None else None
-        if sub.modify_type is not None:
-            sub.modify_type = (
-                target.type if target is not None else _reflected_type(sub.modify_type, schema)
-            )
-        existing = sub.existing_type
-        if existing is not None:
+
+        def portable(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+            # The target's type where it is the target's (upgrade()'s new
+            # type, an unchanged column's); else what the database had.
             if (
                 own is not None
                 and target is not None
-                and _compiled(existing, primary.dialect) == _compiled(own.type, primary.dialect)
+                and _compiled(type_, primary.dialect) == _compiled(own.type, primary.dialect)
             ):
-                sub.existing_type = target.type
-            else:
-                sub.existing_type = _reflected_type(existing, schema)
+                return target.type
+            return _reflected_type(type_, schema, table, sub.column_name)
+
+        if sub.modify_type is not None:
+            sub.modify_type = portable(sub.modify_type)
+        if sub.existing_type is not None:
+            sub.existing_type = portable(sub.existing_type)
         if (
             target is not None
             and own is not None
@@ -548,75 +761,636 @@ def _column_op(sub: ops.MigrateOperation, table: str, schema: PortableSchema) ->
             sub.modify_server_default = target.server_default
 
 
+def _grouped(
+    made: list[tuple[tuple[str, ...], ops.MigrateOperation]], everyone: list[str]
+) -> list[ops.MigrateOperation]:
+    """Operations for every backend as they are; the others in ``if`` blocks.
+
+    Consecutive operations for the same backends share one block.
+    """
+    result: list[ops.MigrateOperation] = []
+    for dialects, op in made:
+        if set(dialects) >= set(everyone):
+            result.append(op)
+        elif (
+            result
+            and isinstance(result[-1], render.DialectOps)
+            and (result[-1].dialects == dialects)
+        ):
+            result[-1].ops.append(op)
+        else:
+            result.append(render.DialectOps(dialects, [op]))
+    return result
+
+
+def _checked_by(sql: str) -> str | None:
+    """The column of a field's own CHECK as Django writes it (``"qty" >= 0``)."""
+    match = re.fullmatch(r'\(?"(\w+)" >= 0\)?', sql.strip())
+    return match.group(1) if match else None
+
+
+def _op_key(op: ops.MigrateOperation) -> tuple[Any, ...]:
+    """What an index or constraint operation does (two equal keys: one operation)."""
+    name = getattr(op, "index_name", None) or getattr(op, "constraint_name", None)
+    columns = getattr(op, "columns", None) or getattr(op, "local_cols", None) or []
+    return (
+        type(op).__name__,
+        str(name),
+        getattr(op, "constraint_type", None),
+        tuple(c if isinstance(c, str) else repr(c) for c in columns),
+        getattr(op, "referent_table", None),
+        tuple(sorted((k, repr(v)) for k, v in (getattr(op, "kw", None) or {}).items())),
+    )
+
+
+def _merged(
+    made: list[tuple[tuple[str, ...], ops.MigrateOperation]], everyone: list[str]
+) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+    """One entry for operations that do the same on several backends (the first one kept)."""
+    merged: dict[tuple[Any, ...], tuple[list[str], ops.MigrateOperation]] = {}
+    for dialects, op in made:
+        key = _op_key(op)
+        if key in merged:
+            merged[key][0].extend(d for d in dialects if d not in merged[key][0])
+        else:
+            merged[key] = (list(dialects), op)
+    return [(tuple(_canonical(d)), op) for d, op in merged.values()]
+
+
 def _index_ops(
     indexes: Sequence[sa.Index], *, create: bool, names: list[str]
 ) -> list[ops.MigrateOperation]:
-    """Create (or drop) ``indexes``; those for some backends only inside ``if`` blocks."""
+    """Create (or drop) the indexes of a new table; those for some backends in ``if`` blocks."""
 
     def key(index: sa.Index) -> tuple[Any, ...]:
         dialects = index.info.get(DIALECTS)
         order = [names.index(n) for n in dialects] if dialects else []
         return (dialects is not None, order, str(index.name))
 
-    made: list[ops.MigrateOperation] = []
+    made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
     for index in sorted(indexes, key=key):
         op: ops.MigrateOperation = (
             ops.CreateIndexOp.from_index(index) if create else ops.DropIndexOp.from_index(index)
         )
-        dialects = index.info.get(DIALECTS)
-        if not dialects:
-            made.append(op)
-        elif made and isinstance(made[-1], render.DialectOps) and made[-1].dialects == dialects:
-            made[-1].ops.append(op)
-        else:
-            made.append(render.DialectOps(dialects, [op]))
+        made.append((tuple(index.info.get(DIALECTS) or names), op))
     if not create:
         made.reverse()
-        for item in made:
-            if isinstance(item, render.DialectOps):
-                item.ops.reverse()
-    return made
+    return _grouped(made, names)
 
+
+# -- changes to existing tables -------------------------------------------------
 
 _INDEX_OPS = (ops.CreateIndexOp, ops.DropIndexOp)
+_CONSTRAINT_OPS = (ops.AddConstraintOp, ops.DropConstraintOp)
 
 
-def _existing_table_op(
-    sub: ops.MigrateOperation, table: str, schema: PortableSchema
+def _columns_of(item: Any) -> set[str]:
+    if isinstance(item, sa.CheckConstraint):
+        column = item.info.get(CHECK_COLUMN)
+        return {str(column)} if column else set()
+    if isinstance(item, sa.ForeignKeyConstraint):
+        return {str(key) for key in item.column_keys}
+    if isinstance(item, (sa.Index, ColumnCollectionConstraint)):
+        return {str(c.name) for c in item.columns}
+    return set()
+
+
+def _stands_for(op: ops.MigrateOperation, member: Any) -> bool:
+    """Whether ``op`` (of the compared backend) creates or drops ``member``."""
+    if isinstance(op, ops.DropConstraintOp) and op._reverse is not None:
+        return _stands_for(op._reverse, member) or (
+            bool(member.name) and member.name == op.constraint_name
+        )
+    if isinstance(op, _INDEX_OPS):
+        return isinstance(member, sa.Index) and member.name == op.index_name
+    name = getattr(op, "constraint_name", None)
+    if member.name:
+        return bool(name) and member.name == name
+    if isinstance(op, ops.CreateUniqueConstraintOp):
+        return isinstance(member, sa.UniqueConstraint) and [c.name for c in member.columns] == list(
+            op.columns
+        )
+    if isinstance(op, ops.CreateForeignKeyOp):
+        return (
+            isinstance(member, sa.ForeignKeyConstraint)
+            and list(member.column_keys) == list(op.local_cols)
+            and member.referred_table.name == op.referent_table
+        )
+    return False
+
+
+def _same_object(one: Any, other: Any) -> bool:
+    """Whether two backends' objects are one model's field or option (names aside)."""
+    if type(one) is not type(other):
+        return False
+    if isinstance(one, sa.CheckConstraint):
+        column = one.info.get(CHECK_COLUMN)
+        return bool(column) and column == other.info.get(CHECK_COLUMN)
+    if isinstance(one, sa.ForeignKeyConstraint):
+        return (
+            list(one.column_keys) == list(other.column_keys)
+            and one.referred_table.name == other.referred_table.name
+        )
+    if isinstance(one, sa.UniqueConstraint):
+        return [c.name for c in one.columns] == [c.name for c in other.columns]
+    return bool(one.name) and one.name == other.name
+
+
+def _kind(item: Any) -> str:
+    if isinstance(item, sa.UniqueConstraint):
+        return "unique"
+    if isinstance(item, sa.CheckConstraint):
+        return "check"
+    if isinstance(item, sa.ForeignKeyConstraint):
+        return "foreignkey"
+    return "primary"
+
+
+def _op_for(form: Form, table: str, name: str | None, *, create: bool) -> ops.MigrateOperation:
+    item = form.item
+    if isinstance(item, sa.Index):
+        return ops.CreateIndexOp.from_index(item) if create else ops.DropIndexOp.from_index(item)
+    if not create:
+        return ops.DropConstraintOp(name, table, type_=_kind(item))
+    extra: dict[str, Any] = {}
+    if item.deferrable is not None:
+        extra["deferrable"] = item.deferrable
+    if item.initially is not None:
+        extra["initially"] = item.initially
+    if isinstance(item, sa.UniqueConstraint):
+        return ops.CreateUniqueConstraintOp(name, table, [c.name for c in item.columns], **extra)
+    if isinstance(item, sa.CheckConstraint):
+        return ops.CreateCheckConstraintOp(name, table, item.sqltext)
+    assert isinstance(item, sa.ForeignKeyConstraint)
+    targets = [element.target_fullname.rsplit(".", 1) for element in item.elements]
+    return ops.CreateForeignKeyOp(
+        name,
+        table,
+        targets[0][0],
+        list(item.column_keys),
+        [column for _, column in targets],
+        ondelete=item.ondelete,
+        onupdate=item.onupdate,
+        **extra,
+    )
+
+
+def _form_ops(
+    form: Form,
+    table: str,
+    schema: PortableSchema,
+    *,
+    create: bool,
+    own_name: str | None,
+) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+    """Create (or drop) ``form`` on each of its backends, under the name it has there.
+
+    ``own_name``: the name the compared backend's operation gives it. SQLite
+    keeps a field's CHECK in the table's definition (a rebuild restates it),
+    so it gets no operation of its own there.
+    """
+    names: dict[str, str | None] = {}
+    for dialect, member in form.members.items():
+        if dialect == "sqlite" and isinstance(member, sa.CheckConstraint) and not member.name:
+            continue
+        if isinstance(member, sa.Index) or member.name:
+            names[dialect] = str(member.name)
+        elif dialect == schema.primary.name and own_name:
+            names[dialect] = own_name
+        elif dialect == "sqlite":
+            # Batch mode needs a name: Django's, as for the compared backend's.
+            names[dialect] = _django_name(member, table, schema.backend("sqlite"))
+        else:
+            names[dialect] = _auto_name(member, table, dialect) or own_name
+    by_name: dict[str | None, list[str]] = {}
+    for dialect, name in names.items():
+        by_name.setdefault(name, []).append(dialect)
+    return [
+        (tuple(dialects), _op_for(form, table, name, create=create))
+        for name, dialects in by_name.items()
+    ]
+
+
+def _django_name(member: Any, table: str, backend: Backend) -> str | None:
+    """The name Django's schema editor makes for a unique set or a foreign key."""
+    editor: Any = backend.connection.schema_editor(collect_sql=True, atomic=False)
+    columns = sorted(_columns_of(member)) if isinstance(member, sa.UniqueConstraint) else []
+    if isinstance(member, sa.UniqueConstraint):
+        columns = [str(c.name) for c in member.columns]
+        return str(editor._create_index_name(table, columns, suffix="_uniq"))
+    if isinstance(member, sa.ForeignKeyConstraint):
+        to_table, to_column = member.elements[0].target_fullname.rsplit(".", 1)
+        suffix = f"_fk_{to_table}_{to_column}"
+        return str(editor._create_index_name(table, list(member.column_keys), suffix=suffix))
+    return None
+
+
+def _like_name(schema: PortableSchema, table: str, column: str) -> str | None:
+    """The name Django gives PostgreSQL's ``varchar_pattern_ops`` index of ``column``."""
+    if "postgresql" not in schema.names:
+        return None
+    editor: Any = schema.backend("postgresql").connection.schema_editor(
+        collect_sql=True, atomic=False
+    )
+    return str(editor._create_index_name(table, [column], suffix="_like"))
+
+
+def _textual_on_postgresql(schema: PortableSchema, table: str, column: str) -> bool:
+    if "postgresql" not in schema.names:
+        return False
+    found = schema.backend("postgresql").metadata.tables.get(table)
+    return (
+        found is not None
+        and column in found.c
+        and isinstance(found.c[column].type, (sa.String, sa.Text))
+    )
+
+
+class _TableChanges:
+    """The compared backend's operations on one existing table, for every backend."""
+
+    def __init__(self, table: str, schema: PortableSchema, container: ops.OpContainer) -> None:
+        self.table = table
+        self.schema = schema
+        self.forms = schema.forms.get(table, [])
+        subs = [
+            sub
+            for op in container.ops
+            if isinstance(op, ops.ModifyTableOps) and op.table_name == table
+            for sub in op.ops
+        ] + [op for op in container.ops if getattr(op, "table_name", None) == table]
+        self.added = {sub.column.name for sub in subs if isinstance(sub, ops.AddColumnOp)}
+        # Their types as the compared database has them (downgrade() adds back
+        # columns the target no longer has).
+        self.added_types: dict[str, TypeEngine[Any]] = {
+            sub.column.name: sub.column.type for sub in subs if isinstance(sub, ops.AddColumnOp)
+        }
+        self.dropped = {sub.column_name for sub in subs if isinstance(sub, ops.DropColumnOp)}
+        self.done: set[int] = set()  # forms already given their operations
+        self.created_forms: set[int] = set()  # those of them the compared backend creates
+        self.sqlite_checks: list[str] = []  # fields' CHECKs SQLite's rebuild must add
+        self.created: set[str] = set()  # names of what the compared backend creates
+
+    def translate(self, op: ops.MigrateOperation) -> list[ops.MigrateOperation]:
+        """``op`` on every backend: itself where it is right, the backends' own elsewhere."""
+        if (
+            isinstance(op, ops.AddColumnOp)
+            and self.schema.primary.name != "sqlite"
+            and "sqlite" in self.schema.names
+            and _target_column(self.schema, self.table, op.column.name) is None
+        ):
+            # A column back in downgrade(): its CHECK on SQLite (JSON_VALID).
+            internal, _ = _field_types(op.column.type, self.schema)
+            self._sqlite_check(internal, op.column.name)
+        _column_op(op, self.table, self.schema)
+        if not isinstance(op, (*_INDEX_OPS, *_CONSTRAINT_OPS)):
+            return [op]
+        primary = self.schema.primary.name
+        create = isinstance(op, (ops.CreateIndexOp, ops.AddConstraintOp))
+        named = (
+            op.index_name if isinstance(op, _INDEX_OPS) else getattr(op, "constraint_name", None)
+        )
+        own_name = str(named) if named else None
+        if create and own_name:
+            self.created.add(str(own_name))
+        own = [
+            f.members[primary]
+            for f in self.forms
+            if primary in f.members and _stands_for(op, f.members[primary])
+        ]
+        forms = [
+            f
+            for f in self.forms
+            if any(_same_object(m, o) or m is o for m in f.members.values() for o in own)
+            or (own_name and any(m.name == own_name for m in f.members.values()))
+        ]
+        made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
+        covered: set[str] = set()
+        for form in forms:
+            self.done.add(id(form))
+            if create:
+                self.created_forms.add(id(form))
+            for dialects, form_op in _form_ops(
+                form, self.table, self.schema, create=create, own_name=own_name
+            ):
+                if primary in dialects:
+                    form_op = op  # the compared backend's own, as it was made
+                made.append((dialects, form_op))
+                covered |= set(dialects)
+            covered |= set(form.members)
+        rest = [name for name in self.schema.names if name not in covered]
+        if not forms:
+            # Not in the target (dropped, or back in downgrade()): in the
+            # form the other backends have it, by Django's rules.
+            made += self._guessed(op, rest)
+        return _grouped(_merged(made, self.schema.names), self.schema.names)
+
+    def _guessed(
+        self, op: ops.MigrateOperation, dialects: list[str], *, only_companions: bool = False
+    ) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+        """What ``op`` is on backends whose target says nothing about its object.
+
+        Django's rules: a unique set (``..._uniq``) is a unique index on SQLite
+        and a constraint elsewhere; PostgreSQL has a ``_like`` index next to
+        the index or unique constraint of a ``varchar``/``text`` field.
+        """
+        primary = self.schema.primary.name
+        made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
+        if not only_companions:
+            made = self._same_elsewhere(op, dialects)
+        if primary != "postgresql" and "postgresql" in dialects:
+            made += self._like_companion(op)
+        return made
+
+    def _same_elsewhere(
+        self, op: ops.MigrateOperation, dialects: list[str]
+    ) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+        """``op`` itself on the compared backend; on the others, by Django's naming rules."""
+        primary = self.schema.primary.name
+        name = str(getattr(op, "index_name", None) or getattr(op, "constraint_name", None) or "")
+        chosen: dict[str, ops.MigrateOperation | None] = {}
+        for dialect in dialects:
+            chosen[dialect] = op if dialect == primary else self._elsewhere(op, name, dialect)
+        made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
+        for candidate in dict.fromkeys(o for o in chosen.values() if o is not None):
+            names = tuple(d for d, o in chosen.items() if o is candidate)
+            made.append((names, candidate))
+        return made
+
+    def _elsewhere(
+        self, op: ops.MigrateOperation, name: str, dialect: str
+    ) -> ops.MigrateOperation | None:
+        primary = self.schema.primary.name
+        if primary == "postgresql" and name.endswith("_like"):
+            return None  # PostgreSQL's own
+        if dialect == "sqlite" and (
+            isinstance(op, ops.CreateCheckConstraintOp)
+            or (isinstance(op, ops.DropConstraintOp) and op.constraint_type == "check")
+        ):
+            column = self._checked_column(name)
+            if column is not None:
+                # A positive field's CHECK: SQLite has it unnamed in the
+                # table's definition, restated by the rebuild (or gone with
+                # the column), written as Django writes it there.
+                if isinstance(op, ops.CreateCheckConstraintOp):
+                    self._sqlite_check("PositiveIntegerField", column)
+                return None
+        columns = self._columns(op)
+        index_op = isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp))
+        unique_op = isinstance(op, ops.CreateUniqueConstraintOp) or (
+            isinstance(op, ops.DropConstraintOp) and op.constraint_type == "unique"
+        )
+        unique_index = (isinstance(op, ops.CreateIndexOp) and bool(op.unique)) or (
+            isinstance(op, ops.DropIndexOp) and self._unique(op)
+        )
+        create = isinstance(op, (ops.CreateIndexOp, ops.AddConstraintOp))
+        if unique_op and len(columns) == 1 and {primary, dialect} == {"sqlite", "postgresql"}:
+            # A field's unique: named by Django for SQLite's batch mode, by
+            # the database on PostgreSQL.
+            editor: Any = self.schema.backend("sqlite").connection.schema_editor(
+                collect_sql=True, atomic=False
+            )
+            names = {
+                "sqlite": str(editor._create_index_name(self.table, columns, suffix="_uniq")),
+                "postgresql": pg_constraint_name(self.table, columns[0], "key"),
+            }
+            if name == names[primary]:
+                if create:
+                    return ops.CreateUniqueConstraintOp(names[dialect], self.table, columns)
+                return ops.DropConstraintOp(names[dialect], self.table, type_="unique")
+        if not name.endswith("_uniq") or not (unique_index or unique_op):
+            return op
+        # A unique set (unique_together): an index on SQLite, a constraint elsewhere.
+        if dialect == "sqlite" and unique_op:
+            if create:
+                return ops.CreateIndexOp(name, self.table, columns, unique=True)
+            return ops.DropIndexOp(name, table_name=self.table)
+        if dialect != "sqlite" and index_op:
+            if create:
+                return ops.CreateUniqueConstraintOp(name, self.table, columns)
+            return ops.DropConstraintOp(name, self.table, type_="unique")
+        return op
+
+    def _sqlite_check(self, internal: str | None, column: str) -> None:
+        """Have SQLite's rebuild add the CHECK Django writes there for a field."""
+        checks = self.schema.backend("sqlite").connection.data_type_check_constraints
+        sql = checks.get(internal) if internal else None
+        if isinstance(sql, str) and sql % {"column": column} not in self.sqlite_checks:
+            self.sqlite_checks.append(sql % {"column": column})
+
+    def _checked_column(self, name: str) -> str | None:
+        """The column of a field's CHECK that PostgreSQL named ``name``."""
+        columns = {c for c in self.added | self.dropped}
+        table = self.schema.metadata.tables.get(self.table)
+        if table is not None:
+            columns |= {c.name for c in table.c}
+        return next(
+            (c for c in columns if pg_constraint_name(self.table, c, "check") == name), None
+        )
+
+    @staticmethod
+    def _unique(op: ops.DropIndexOp) -> bool:
+        reverse = op._reverse
+        return isinstance(reverse, ops.CreateIndexOp) and bool(reverse.unique)
+
+    @staticmethod
+    def _columns(op: ops.MigrateOperation) -> list[str]:
+        if isinstance(op, (ops.DropIndexOp, ops.DropConstraintOp)):
+            op = op._reverse if op._reverse is not None else op
+        columns = getattr(op, "columns", None) or []
+        return [c if isinstance(c, str) else str(getattr(c, "name", "")) for c in columns]
+
+    def _like_companion(
+        self, op: ops.MigrateOperation
+    ) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+        """PostgreSQL's ``_like`` index, made and dropped with a field's own index or unique."""
+        columns = self._columns(op)
+        if len(columns) != 1 or columns[0] in self.dropped:
+            return []
+        column = columns[0]
+        if not (
+            _textual_on_postgresql(self.schema, self.table, column)
+            or isinstance(self.added_types.get(column), (sa.String, sa.Text))
+        ):
+            return []
+        editor: Any = self.schema.primary.connection.schema_editor(collect_sql=True, atomic=False)
+        field_names = {
+            str(editor._create_index_name(self.table, [column], suffix=suffix))
+            for suffix in ("", "_uniq")
+        }
+        name = str(getattr(op, "index_name", None) or getattr(op, "constraint_name", None))
+        like = _like_name(self.schema, self.table, column)
+        if name not in field_names or like is None or like in {f.name for f in self.forms}:
+            return []
+        if isinstance(op, (ops.DropIndexOp, ops.DropConstraintOp)):
+            drop = ops.DropIndexOp(like, table_name=self.table, if_exists=True)
+            return [(("postgresql",), drop)]
+        found = self.schema.backend("postgresql").metadata.tables[self.table].c
+        type_ = found[column].type if column in found else self.added_types[column]
+        opclass = "text_pattern_ops" if isinstance(type_, sa.Text) else "varchar_pattern_ops"
+        create = ops.CreateIndexOp(like, self.table, [column], postgresql_ops={column: opclass})
+        return [(("postgresql",), create)]
+
+    def extras(self) -> list[ops.MigrateOperation]:
+        """What other backends have and the compared one creates nothing for.
+
+        PostgreSQL's ``_like`` index of a new column, or next to a new index;
+        a new column's CHECK as PostgreSQL names it.
+        """
+        primary = self.schema.primary.name
+        made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
+        for form in self.forms:
+            if id(form) in self.done or primary in form.members:
+                continue
+            name = form.name or ""
+            new = bool(_columns_of(form.item) & self.added) or (
+                name.endswith("_like") and name.removesuffix("_like") in self.created
+            )
+            if not new and name.endswith("_like"):
+                columns = _columns_of(form.item)
+                new = any(
+                    _columns_of(f.item) == columns and f.name in self.created
+                    for f in self.forms
+                    if f is not form
+                ) or any(
+                    isinstance(f.members.get(primary), sa.UniqueConstraint)
+                    and _columns_of(f.item) == columns
+                    and id(f) in self.created_forms
+                    for f in self.forms
+                )
+            if new:
+                self.done.add(id(form))
+                made += _form_ops(form, self.table, self.schema, create=True, own_name=None)
+        return _grouped(made, self.schema.names)
+
+    def check_ops(self, batch: render.BatchTableOps) -> list[ops.MigrateOperation]:
+        """The other backends' side of the field CHECKs a SQLite rebuild restates.
+
+        SQLite keeps a field's CHECK (``"qty" >= 0``) unnamed in the table's
+        definition; PostgreSQL has it as ``<table>_<column>_check``. A check
+        the block adds is created there, one it removes is dropped (unless
+        its column goes too).
+        """
+        before, after = (list(checks) for checks in batch.checks_changed)
+        others = tuple(n for n in self.schema.names if n not in ("sqlite", "mysql"))
+        made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
+        for sql in before + after:
+            column = _checked_by(sql)
+            if not others or column is None or (sql in before) == (sql in after):
+                continue
+            name = pg_constraint_name(self.table, column, "check")
+            if sql in after:
+                made.append((others, ops.CreateCheckConstraintOp(name, self.table, sql)))
+            elif column not in self.dropped:
+                made.append((others, ops.DropConstraintOp(name, self.table, type_="check")))
+        return _grouped(made, self.schema.names)
+
+    def sqlite_state(self, *, upgrade: bool) -> tuple[list[str], dict[str, Any], bool]:
+        """``table_args``, ``table_kwargs`` and whether SQLite must rebuild, for a
+        batch block on SQLite made from another backend's comparison.
+
+        The table after the block is the target, less the CHECKs of the
+        columns the block drops; before it, in ``upgrade()``, less those of
+        the columns it adds (``downgrade()`` starts from the target).
+        """
+        table = self.schema.backend("sqlite").metadata.tables[self.table]
+        checks = [
+            c
+            for c in table.constraints
+            if isinstance(c, sa.CheckConstraint) and not c.name and not c._type_bound
+        ]
+        after = [str(c.sqltext) for c in checks if not (_columns_of(c) & self.dropped)]
+        before = [str(c.sqltext) for c in checks if not (upgrade and _columns_of(c) & self.added)]
+        after += [sql for sql in self.sqlite_checks if sql not in after]  # columns added back
+        args = [f"sa.CheckConstraint({sql!r})" for sql in after]
+        kwargs = {"sqlite_autoincrement": True} if table.kwargs.get("sqlite_autoincrement") else {}
+        return args, kwargs, before != after
+
+
+def _rebuilt_on_sqlite(
+    op: ops.ModifyTableOps, changes: _TableChanges, *, upgrade: bool
 ) -> list[ops.MigrateOperation]:
-    _column_op(sub, table, schema)
-    if isinstance(sub, ops.CreateIndexOp) and table in schema.indexes:
-        same = [i for i in schema.indexes[table] if i.name == sub.index_name]
-        if same:
-            return _index_ops(same, create=True, names=schema.names)
-    return [sub]
+    """Another backend's changes to an existing table, in batch blocks SQLite can run.
+
+    As :mod:`.sqlite` lays them out: index operations outside the block, the
+    drop of a new column's temporary default in a second block, and what a
+    rebuild loses restated from SQLite's target.
+    """
+    args, kwargs, rebuild = changes.sqlite_state(upgrade=upgrade)
+
+    def is_index(sub: ops.MigrateOperation) -> bool:
+        return isinstance(sub, _INDEX_OPS) or (
+            isinstance(sub, render.DialectOps) and all(isinstance(o, _INDEX_OPS) for o in sub.ops)
+        )
+
+    def is_drop(sub: ops.MigrateOperation) -> bool:
+        inner = sub.ops if isinstance(sub, render.DialectOps) else [sub]
+        return all(isinstance(o, ops.DropIndexOp) for o in inner)
+
+    drops = [sub for sub in op.ops if is_index(sub) and is_drop(sub)]
+    creates = [sub for sub in op.ops if is_index(sub) and not is_drop(sub)]
+    rest = [sub for sub in op.ops if not is_index(sub)]
+    later = [sub for sub in rest if isinstance(sub, render.DropTemporaryDefaultOp)]
+    rest = [sub for sub in rest if not isinstance(sub, render.DropTemporaryDefaultOp)]
+    result: list[ops.MigrateOperation] = list(drops)
+    block = render.BatchTableOps(
+        op.table_name,
+        rest,
+        schema=op.schema,
+        recreate="always" if rebuild else "auto",
+        recreate_on=("sqlite",),
+        table_args=args,
+        table_kwargs=kwargs,
+    )
+    if not block.is_empty():
+        result.append(block)
+    if later:
+        result.append(
+            render.BatchTableOps(
+                op.table_name, later, schema=op.schema, table_args=args, table_kwargs=kwargs
+            )
+        )
+    return result + creates
 
 
-def make_portable(container: ops.OpContainer, schema: PortableSchema) -> None:
-    """Rewrite ``container`` (an upgrade or a downgrade) to run on every backend of ``schema``.
+def make_portable(container: ops.OpContainer, schema: PortableSchema, *, upgrade: bool) -> None:
+    """Rewrite ``container`` (``upgrade()``'s or ``downgrade()``'s) to run on every backend.
 
     The target's new tables are created from :func:`portable_schema`'s
     tables and indexes (the indexes of a new table with ``op.create_index``
     on every backend: a new table needs no batch mode, so the same models
     give the same script whichever backend they were compared with); column
-    operations get portable types and defaults; an index created on an
-    existing table is created where the backends have it.
+    operations get portable types and defaults; an index or a constraint
+    added to or dropped from an existing table is, on each backend, what
+    Django has there (:class:`_TableChanges`). When the compared backend is
+    not SQLite, the changes to existing tables go in batch blocks that SQLite
+    can run (:func:`_rebuilt_on_sqlite`); when it is, its rebuilds are
+    SQLite's only.
     """
     new = {
         op.table_name
         for op in container.ops
-        if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)) and op.table_name in schema.indexes
+        if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)) and op.table_name in schema.forms
     }
+    primary = schema.primary.name
+    changes: dict[str, _TableChanges] = {}
+
+    def changes_of(table: str) -> _TableChanges:
+        if table not in changes:
+            changes[table] = _TableChanges(table, schema, container)
+        return changes[table]
+
     result: list[ops.MigrateOperation] = []
+    last: dict[str, int] = {}  # existing table -> position after its last operation
     for op in container.ops:
         table = getattr(op, "table_name", None)
         if isinstance(op, ops.CreateTableOp) and table in new:
             assert table is not None
             result.append(ops.CreateTableOp.from_table(schema.metadata.tables[table]))
-            result += _index_ops(schema.indexes[table], create=True, names=schema.names)
+            result += _index_ops(schema.indexes(table), create=True, names=schema.names)
         elif isinstance(op, ops.DropTableOp) and table in new:
             assert table is not None
-            result += _index_ops(schema.indexes[table], create=False, names=schema.names)
+            result += _index_ops(schema.indexes(table), create=False, names=schema.names)
             result.append(op)
         elif isinstance(op, _INDEX_OPS) and table in new:
             continue  # made above, with the table
@@ -624,15 +1398,48 @@ def make_portable(container: ops.OpContainer, schema: PortableSchema) -> None:
             op.ops = [sub for sub in op.ops if not isinstance(sub, _INDEX_OPS)]
             if op.ops:
                 result.append(op)
+        elif isinstance(op, sqlite.RestoreIndexOp) and op.restores:
+            # An index brought back from its SQL: standard SQL, but for MySQL.
+            quoted = tuple(d for d in schema.names if d != "mysql")
+            made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = [(quoted, op)]
+            if op.replaces is not None and len(quoted) < len(schema.names):
+                made.append((("mysql",), op.replaces))
+            result += _grouped(made, schema.names)
+        elif isinstance(op, (sqlite.SetAsideIndexOp, sqlite.RestoreIndexOp)):
+            result.append(render.DialectOps(("sqlite",), [op]))  # around SQLite's rebuilds
+        elif isinstance(op, ops.ModifyTableOps) and table in schema.forms:
+            assert table is not None
+            table_changes = changes_of(table)
+            op.ops = [made for sub in op.ops for made in table_changes.translate(sub)]
+            if isinstance(op, render.BatchTableOps) and primary == "sqlite":
+                op.ops += table_changes.check_ops(op)
+                if op.recreate == "always":
+                    op.recreate_on = ("sqlite",)  # a rebuild only SQLite needs
+            if primary != "sqlite" and "sqlite" in schema.names:
+                # In the same blocks: a later rebuild would lose what SQLite's
+                # restates.
+                op.ops += table_changes.extras()
+                result += _rebuilt_on_sqlite(op, table_changes, upgrade=upgrade)
+            elif op.ops or not op.is_empty():
+                result.append(op)
+            last[table] = len(result)
+        elif isinstance(op, (*_INDEX_OPS, *_CONSTRAINT_OPS)) and table in schema.forms:
+            assert table is not None
+            result += changes_of(table).translate(op)
+            last[table] = len(result)
         elif isinstance(op, ops.ModifyTableOps):
             assert table is not None
-            op.ops = [made for sub in op.ops for made in _existing_table_op(sub, table, schema)]
+            for sub in op.ops:
+                _column_op(sub, table, schema)
             result.append(op)
         elif isinstance(op, ops.CreateTableOp):  # a dropped table, back in downgrade()
             for item in op.columns:
                 if isinstance(item, sa.Column):
-                    item.type = _reflected_type(item.type, schema)
+                    item.type = _reflected_type(item.type, schema, op.table_name, item.name)
             result.append(op)
         else:
             result.append(op)
+    # Other backends' own objects, after everything else of their table.
+    for table, position in sorted(last.items(), key=lambda item: -item[1]):
+        result[position:position] = changes[table].extras()
     container.ops = result

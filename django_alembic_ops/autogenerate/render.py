@@ -42,6 +42,7 @@ __all__ = [
     "DialectDefault",
     "DialectOps",
     "DropTemporaryDefaultOp",
+    "WrittenType",
     "describe",
     "render",
     "rendering_context",
@@ -54,7 +55,9 @@ class BatchTableOps(ops.ModifyTableOps):
     """A ``ModifyTableOps`` rendered as ``batch_alter_table`` with extra arguments.
 
     ``table_args`` are Python expressions (already rendered), e.g.
-    ``"sa.CheckConstraint('\\"qty\\" >= 0')"``.
+    ``"sa.CheckConstraint('\\"qty\\" >= 0')"``. ``recreate_on``: the
+    dialects ``recreate`` is for (the others get ``"auto"``): a rebuild only
+    SQLite needs, written ``recreate="always" if dialect == "sqlite" else "auto"``.
     """
 
     def __init__(
@@ -66,11 +69,15 @@ class BatchTableOps(ops.ModifyTableOps):
         recreate: str = "auto",
         table_args: Sequence[str] = (),
         table_kwargs: dict[str, Any] | None = None,
+        recreate_on: Sequence[str] = (),
     ) -> None:
         super().__init__(table_name, list(ops_), schema=schema)
         self.recreate = recreate
         self.table_args = list(table_args)
         self.table_kwargs = dict(table_kwargs or {})
+        self.recreate_on = tuple(recreate_on)
+        #: SQLite's unnamed CHECKs before and after the block, when it restates them.
+        self.checks_changed: tuple[Sequence[str], Sequence[str]] = ((), ())
 
     def is_empty(self) -> bool:
         # A rebuild with no other operation still changes the table.
@@ -119,6 +126,26 @@ class DialectDefault(sa.DefaultClause):
         self.sql = dict(sql)
 
 
+class WrittenType(sa.types.TypeDecorator[Any]):
+    """A column's type as a script of the app wrote it: ``source``, rendered as it is.
+
+    What a column the target no longer has was on every backend (with its
+    variants), where reflection of one backend cannot tell (SQLite's
+    ``TEXT`` may have been a JSON field). Behaves as ``reflected``.
+    """
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+    def __init__(self, source: str, reflected: sa.types.TypeEngine[Any]) -> None:
+        super().__init__()
+        self.source = source
+        self.impl = reflected  # type: ignore[assignment]  # this column's own
+
+    def __repr__(self) -> str:
+        return self.source
+
+
 def _literal_text(sql: str) -> sa.TextClause:
     return sa.text(_escaped(sql))
 
@@ -153,7 +180,10 @@ def _render_dialect_ops(autogen_context: AutogenContext, op: DialectOps) -> list
 def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> list[str]:
     _seen_contexts().append(autogen_context)
     arguments = [repr(op.table_name), f"schema={op.schema!r}"]
-    if op.recreate != "auto":
+    if op.recreate != "auto" and op.recreate_on:
+        _uses_dialect()
+        arguments.append(f"recreate={op.recreate!r} if {_condition(op.recreate_on)} else 'auto'")
+    elif op.recreate != "auto":
         arguments.append(f"recreate={op.recreate!r}")
     if op.table_args:
         arguments.append("table_args=(" + "".join(f"{arg}, " for arg in op.table_args) + ")")
@@ -234,6 +264,10 @@ def _dialect_named(name: str) -> Dialect:
 def _render_hook(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
     if id(obj) in _guarded():
         return False
+    if type_ == "type" and isinstance(obj, WrittenType):
+        for name in sorted(set(re.findall(r"\b(postgresql|mysql|sqlite)\.", obj.source))):
+            autogen_context.imports.add(f"from sqlalchemy.dialects import {name}")
+        return obj.source
     if type_ == "type":
         return _render_type(obj, autogen_context)
     if type_ == "server_default" and isinstance(obj, DialectDefault):

@@ -64,9 +64,22 @@ class SetAsideIndexOp(ops.DropIndexOp):
 
 
 class RestoreIndexOp(ops.ExecuteSQLOp):
-    """Re-create, from its exact SQL, an index a table rebuild dropped."""
+    """Re-create, from its exact SQL, an index a table rebuild dropped.
+
+    ``restores``: the index is not set aside around a rebuild but brought
+    back in ``downgrade()`` (other backends need it too), in place of
+    ``replaces``, a ``create_index`` from reflection, which lost ``DESC``
+    or the index's expressions.
+    """
 
     is_change = False
+
+    def __init__(
+        self, sqltext: str, *, replaces: ops.CreateIndexOp | None = None, restores: bool = False
+    ) -> None:
+        super().__init__(sqltext)
+        self.replaces = replaces
+        self.restores = restores or replaces is not None
 
 
 @renderers.dispatch_for(RestoreIndexOp)
@@ -234,7 +247,7 @@ def _table_ops(
     creates: list[ops.MigrateOperation] = [
         # Back to the database as it is: re-create its indexes from their SQL,
         # which has what reflection lost (DESC, expressions).
-        RestoreIndexOp(after.fragile_indexes[op.index_name][0])
+        RestoreIndexOp(after.fragile_indexes[op.index_name][0], replaces=op)
         if restoring and op.index_name in after.fragile_indexes
         else op
         for op in sub_ops
@@ -263,6 +276,8 @@ def _table_ops(
         table_args=table_args,
         table_kwargs={"sqlite_autoincrement": True} if after.autoincrement else {},
     )
+    # What other backends must do with their named CHECKs (see .portable).
+    batch.checks_changed = (before.checks, after.checks)
     result: list[ops.MigrateOperation] = list(drops)
     restored: list[ops.MigrateOperation] = []
     touched = {op.index_name for op in drops} | created
@@ -383,7 +398,7 @@ def expression_indexes(
                     continue
             if sql is not None:
                 up.append(ops.DropIndexOp(index_name, table_name=name))
-                down.append(RestoreIndexOp(sql))
+                down.append(RestoreIndexOp(sql, restores=True))
             if index is not None:
                 up.append(ops.CreateIndexOp.from_index(index))
                 down.insert(0, ops.DropIndexOp(index_name, table_name=name))
