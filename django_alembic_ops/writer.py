@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import unicodedata
@@ -17,7 +15,7 @@ from pathlib import Path
 
 from alembic.util import rev_id
 
-from . import codestyle
+from . import codestyle, tools
 from .discovery import OpsApp
 from .errors import WriteError
 
@@ -179,11 +177,7 @@ def formatter_command(tool: str) -> list[str] | None:
     manage.py ...``, CI in a bare environment). Then ``PATH``; then
     ``python -m <tool>`` when only its package is importable.
     """
-    if sys.executable:  # empty when Python is embedded
-        beside = Path(sys.executable).parent / (tool + (".exe" if os.name == "nt" else ""))
-        if beside.is_file() and os.access(beside, os.X_OK):
-            return [str(beside)]
-    found = shutil.which(tool)
+    found = tools.executable(tool)
     if found is not None:
         return [found]
     if sys.executable and importlib.util.find_spec(tool) is not None:
