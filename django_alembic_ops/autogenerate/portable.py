@@ -78,18 +78,8 @@ ENGINES = {
 }
 
 
-#: The server a MySQL-family script is written for when none is connected:
-#: MariaDB 10.11 (Debian's) with its defaults, as Django's MySQL backend
-#: reads them (``DatabaseWrapper.mysql_server_data``).
-MARIADB_SERVER = {
-    "version": "10.11.0-MariaDB",
-    "sql_mode": "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,"
-    "NO_ENGINE_SUBSTITUTION",
-    "default_storage_engine": "InnoDB",
-    "sql_auto_is_null": False,
-    "lower_case_table_names": False,
-    "has_zoneinfo_database": True,
-}
+#: The dialects :mod:`.metadata` builds a target for (the others are noted).
+SUPPORTED = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -124,10 +114,6 @@ def _offline_connection(vendor: str) -> BaseDatabaseWrapper:
     wrapper: BaseDatabaseWrapper = backend.DatabaseWrapper(
         settings_dict, alias=f"django_alembic_ops_{vendor}"
     )
-    if vendor == "mysql":
-        # What Django would ask the server (its data types depend on it): a
-        # MariaDB with its default settings, the server SPEC names.
-        wrapper.__dict__["mysql_server_data"] = MARIADB_SERVER
     return wrapper
 
 
@@ -158,6 +144,11 @@ def backends(
     for vendor in ENGINES:
         name = VENDOR_DIALECTS[vendor]
         if name == dialect.name:
+            continue
+        if name not in SUPPORTED:
+            notes.append(
+                f"The script is not made to run on {name}: autogenerate does not support it yet."
+            )
             continue
         try:
             wrapper = _offline_connection(vendor)
