@@ -6,6 +6,8 @@
   exactly as Django's schema editor would create them on the connection;
 - :mod:`.compare` - Alembic's autogenerate, scoped to the app's own tables;
 - :mod:`.sqlite` - what SQLite's batch rebuilds need restated;
+- :mod:`.portable` - the script made to run on every backend (the target
+  built for each, generic types with variants, what only some backends have);
 - :mod:`.render` - Alembic's rendering, plus words for each change.
 
 The public entry point is :func:`django_alembic_ops.api.autogenerate`.

@@ -26,6 +26,14 @@ there for the same models:
 Objects are the same on two backends when one object compiles, on each, to
 the statement Django's counterpart compiles to there (a constraint without
 a name counting as the name the backend gives it).
+
+Changes to existing tables (:class:`_TableChanges`) are made the same way:
+each index or constraint operation the comparison found becomes, on every
+backend, what Django has there - found in the target by name or by what it
+stands for, else by Django's naming rules - and SQLite's rebuilds are
+SQLite's only (:func:`_rebuilt_on_sqlite` for scripts compared elsewhere).
+A column ``downgrade()`` adds back gets the type the app's scripts wrote
+(:func:`written_types`).
 """
 
 from __future__ import annotations
@@ -350,10 +358,6 @@ class Form:
     def name(self) -> str | None:
         return str(self.item.name) if self.item.name else None
 
-    @property
-    def dialects(self) -> tuple[str, ...]:
-        return tuple(self.members)
-
 
 @dataclass
 class PortableSchema:
@@ -591,8 +595,7 @@ _NOT_TYPES = {"ForeignKey", "Identity", "Computed", "Sequence", "FetchedValue"}
 class _WrittenTypes(ast.NodeVisitor):
     """The column types the ``upgrade()`` of the app's scripts write, in order."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self) -> None:
         self.table: str | None = None  # of the batch_alter_table block we are in
         self.found: dict[tuple[str, str], str] = {}
 
@@ -673,7 +676,7 @@ def written_types(paths: Iterable[Path]) -> dict[tuple[str, str], str]:
             continue
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == "upgrade":
-                visitor = _WrittenTypes(source)
+                visitor = _WrittenTypes()
                 visitor.visit(node)
                 found.update(visitor.found)
     return found
@@ -965,7 +968,6 @@ def _form_ops(
 def _django_name(member: Any, table: str, backend: Backend) -> str | None:
     """The name Django's schema editor makes for a unique set or a foreign key."""
     editor: Any = backend.connection.schema_editor(collect_sql=True, atomic=False)
-    columns = sorted(_columns_of(member)) if isinstance(member, sa.UniqueConstraint) else []
     if isinstance(member, sa.UniqueConstraint):
         columns = [str(c.name) for c in member.columns]
         return str(editor._create_index_name(table, columns, suffix="_uniq"))
