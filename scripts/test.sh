@@ -1,32 +1,33 @@
 #!/usr/bin/env bash
 # The one test command: sets up everything on a fresh machine, then runs lint,
 # type checks, the docs build and the test suite (on this Python's newest Django
-# with psycopg 3, then at the lowest declared versions with psycopg2, then on the
+# with psycopg 3 and mysqlclient, on SQLite, PostgreSQL and MariaDB; then at the
+# lowest declared versions with psycopg2, on SQLite and PostgreSQL; then on the
 # newest Django 6.x), stopping at the first failure.
 #
 #   bash scripts/test.sh [pytest args...]
 #
-# With $CI set, a PostgreSQL that cannot be started is an error (and the suite
-# itself fails rather than skips PostgreSQL tests); locally it is only a warning.
+# With $CI set, a PostgreSQL or MariaDB that cannot be started is an error (and
+# the suite itself fails rather than skips their tests); locally it is only a
+# warning.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Own venv, so nothing depends on (or pollutes) the machine's Python.
-[[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/pip install -q -e '.[dev]' </dev/null
-bin=.venv/bin
-
-# A PostgreSQL server started here is stopped (and its temp dir removed) when
-# this script exits, however it exits; one that was already running is left.
+# Servers started here are stopped (and their temp dirs removed) when this
+# script exits, however it exits; one that was already running is left.
 pg_started=$(mktemp -t ops-pg-started.XXXXXX)
-stop_postgres() {
+my_started=$(mktemp -t ops-my-started.XXXXXX)
+stop_servers() {
     { set +x; } 2>/dev/null
     local dir
     dir=$(cat "$pg_started" 2>/dev/null || true)
     rm -f "$pg_started"
     if [[ -n $dir ]]; then bash scripts/start-postgres.sh --stop "$dir" || true; fi
+    dir=$(cat "$my_started" 2>/dev/null || true)
+    rm -f "$my_started"
+    if [[ -n $dir ]]; then bash scripts/start-mariadb.sh --stop "$dir" || true; fi
 }
-trap stop_postgres EXIT
+trap stop_servers EXIT
 trap 'exit 130' INT TERM  # exit, so that the EXIT trap runs
 
 # Executed, not sourced, so a failure cannot kill this script; .pgenv is only
@@ -45,6 +46,40 @@ if [[ -n ${CI:-} ]]; then
     export OPS_REQUIRE_POSTGRES=1
 fi
 
+# MariaDB likewise. Started before the venv is installed: the test extra's
+# mysqlclient is built from source against libmariadb-dev, which this installs.
+if OPS_MYSQL_STARTED_FILE=$my_started bash scripts/start-mariadb.sh; then
+    . ./.myenv
+elif [[ -n ${CI:-} ]]; then
+    echo "test.sh: *** ERROR: could not start MariaDB, and CI is set: failing. ***" >&2
+    exit 1
+else
+    echo "" >&2
+    echo "test.sh: *** WARNING: could not start MariaDB; MariaDB tests will be SKIPPED. ***" >&2
+    echo "" >&2
+fi
+if [[ -n ${CI:-} ]]; then
+    export OPS_REQUIRE_MYSQL=1
+fi
+
+# Own venv, so nothing depends on (or pollutes) the machine's Python.
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+if ! .venv/bin/pip install -q -e '.[dev]' </dev/null; then
+    # Locally, without libmariadb-dev (not root), mysqlclient cannot be built:
+    # everything else, and MariaDB's tests skip. Under CI that is an error.
+    [[ -z ${CI:-} ]] || exit 1
+    echo "test.sh: *** WARNING: could not install '.[dev]' (mysqlclient needs libmariadb-dev," \
+        "pkg-config and a compiler); installing without it: MariaDB tests will be SKIPPED. ***" >&2
+    unset OPS_TEST_MYSQL_PORT
+    mapfile -t test_deps < <(.venv/bin/python -c '
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    test = tomllib.load(f)["project"]["optional-dependencies"]["test"]
+print("\n".join(d for d in test if not d.startswith("mysqlclient")))')
+    .venv/bin/pip install -q -e '.[lint,docs]' "${test_deps[@]}" </dev/null
+fi
+bin=.venv/bin
+
 set -x  # show each check as it runs, so a failure's source is obvious in logs
 "$bin/ruff" check .
 "$bin/ruff" format --check .
@@ -52,13 +87,16 @@ set -x  # show each check as it runs, so a failure's source is obvious in logs
 if [[ -f docs/conf.py ]]; then
     "$bin/sphinx-build" -n -W --keep-going -b html docs docs/_build/html
 fi
-"$bin/pytest" "$@"
+# Three backends in one run, two workers: each worker has its own PostgreSQL and
+# MariaDB test databases (tests/settings.py names them after the process).
+"$bin/pytest" -n 2 "$@"
 
 # The support matrix, kept true by two more legs of the same suite, each in its
 # own venv (tests that need Django 5.1 features skip, saying so):
 # - "lowest": the oldest Python and exactly the lower bounds pyproject.toml
 #   declares (Django 4.2.0, SQLAlchemy, Alembic), on psycopg2 with no psycopg 3
-#   installed, so Django, SQLAlchemy and --sql all take psycopg2;
+#   installed, so Django, SQLAlchemy and --sql all take psycopg2 (SQLite and
+#   PostgreSQL only: no mysqlclient there, MariaDB's tests skip);
 # - "newest": the newest Django (6.x needs Python 3.12+) on psycopg 3.
 # Interpreters come from PATH or pyenv's versions folder.
 find_python() {
@@ -92,7 +130,7 @@ $low/pip install -q -e . $lower_bounds psycopg2-binary 'pytest>=8' 'pytest-djang
     'pytest-xdist>=3' </dev/null
 $low/pip uninstall -q -y psycopg psycopg-binary psycopg-c </dev/null 2>/dev/null || true
 $low/python -c 'import django, importlib.util as u; assert django.VERSION[:3] == (4, 2, 0); assert not u.find_spec("psycopg")'
-$low/pytest -n 2 "$@"
+OPS_TEST_MYSQL_PORT='' OPS_REQUIRE_MYSQL='' $low/pytest -n 2 "$@"
 
 if [[ -z $python_newest ]]; then
     { set +x; } 2>/dev/null
