@@ -17,16 +17,19 @@ import dataclasses
 import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from alembic.runtime.migration import MigrationStep
 from django.db import DEFAULT_DB_ALIAS
 
-from . import discovery, executor, naming, runner, state, writer
+from . import discovery, executor, fleet, naming, runner, state, writer
 from .errors import OfflineNotSupported, OpsError
 from .executor import Target
 from .runner import Progress, Step
 from .scripts import OpsMigration, OpsScripts
+
+if TYPE_CHECKING:
+    from .lint import Report as LintReport
 
 __all__ = [
     "Target",
@@ -43,11 +46,14 @@ __all__ = [
     "showplan",
     "unknown_revisions",
     "unapplied",
+    "migrate_fleet",
+    "show_fleet",
     "makemigration",
     "autogenerate",
     "autogenerate_apps",
     "has_autogenerate_target",
     "merge",
+    "lint",
 ]
 
 
@@ -261,6 +267,78 @@ def showplan(
     ]
 
 
+def migrate_fleet(
+    app_label: str | None = None,
+    migration: str | None = None,
+    *,
+    tenants: bool = False,
+    tenant: Sequence[str] = (),
+    all_databases: bool = False,
+    database: str = DEFAULT_DB_ALIAS,
+    jobs: int = 1,
+    canary: int = 0,
+    max_failures: int = 1,
+    fake: bool = False,
+    on_result: Callable[[fleet.TargetResult], None] | None = None,
+) -> list[fleet.TargetResult]:
+    """Migrate many tenant schemas or databases, like ``manage.py opsmigrate --tenants``.
+
+    :param app_label: only this app (and what it depends on) in every target;
+        ``migration``: exactly that migration, as for :func:`migrate`.
+    :param tenants: every target ``ALEMBIC_OPS["TENANTS"]`` lists on
+        ``database`` (on every database with ``all_databases``), each
+        database's shared apps first.
+    :param tenant: only these tenants (schema names); implies ``tenants``.
+    :param all_databases: every alias in ``DATABASES``; without ``tenants``
+        each one is migrated whole.
+    :param jobs: worker processes (1: in this process).
+    :param canary: migrate the first ``canary`` targets alone, the others only
+        if they all succeeded.
+    :param max_failures: start no new target after this many failures.
+    :param fake: record the migrations without running them.
+    :param on_result: called with each target's result as it arrives.
+    :returns: one :class:`~django_alembic_ops.fleet.TargetResult` per target,
+        in target order; its ``status`` is ``"at head"``, ``"migrated"``,
+        ``"failed"`` or ``"not started"``. Running it again does only what is
+        still behind.
+
+    Example::
+
+        results = api.migrate_fleet(tenants=True, jobs=4, canary=2)
+        behind = [r.target.label for r in results if r.status in ("failed", "not started")]
+    """
+    return fleet.migrate_fleet(
+        fleet.FleetJob(app_label, migration, fake),
+        tenants=tenants,
+        names=tenant,
+        all_databases=all_databases,
+        database=database,
+        jobs=jobs,
+        canary=canary,
+        max_failures=max_failures,
+        on_result=on_result,
+    )
+
+
+def show_fleet(
+    app_label: str | None = None,
+    *,
+    tenants: bool = False,
+    tenant: Sequence[str] = (),
+    all_databases: bool = False,
+    database: str = DEFAULT_DB_ALIAS,
+) -> list[fleet.TargetState]:
+    """Where every target of a fleet stands, like ``opsshowmigrations --tenants``.
+
+    Parameters as for :func:`migrate_fleet`. Returns one
+    :class:`~django_alembic_ops.fleet.TargetState` per target: its recorded
+    heads and the migrations pending there (empty at head).
+    """
+    return fleet.show_fleet(
+        app_label, tenants=tenants, names=tenant, all_databases=all_databases, database=database
+    )
+
+
 @dataclass(frozen=True)
 class Written:
     """A migration file written (or, on a dry run, only rendered)."""
@@ -432,3 +510,43 @@ def merge(app_label: str, *, message: str | None = None, dry_run: bool = False) 
     if not dry_run:
         writer.write(new)
     return Written(app_label, str(new.path), new.source)
+
+
+def lint(
+    app_labels: Sequence[str] | None = None,
+    *,
+    all_migrations: bool = False,
+    database: str = DEFAULT_DB_ALIAS,
+) -> LintReport:
+    """Lint ops migrations for what locks or rewrites a busy table, like ``manage.py opslint``.
+
+    Each migration is rendered offline for ``database``'s backend; its ``op``
+    calls go through opslint's rules and, on PostgreSQL, its SQL through squawk
+    when ``squawk-cli`` is installed (``report.notes`` says when it is not).
+
+    :param app_labels: only these apps; ``None`` or empty for every app.
+    :param all_migrations: every migration; otherwise those not applied on
+        ``database`` (this reads its version table).
+    :param database: the Django database alias (its backend, its routers).
+    :returns: the migrations linted and the findings, in migration order.
+
+    Example::
+
+        report = api.lint(["shop"], all_migrations=True)
+        assert not report.findings, "\n".join(map(str, report.findings))
+    """
+    from . import lint as lint_package
+
+    scripts = executor.load_scripts()
+    labels = set(scripts.apps)
+    if app_labels:
+        labels = {discovery.require_ops_app(label).label for label in app_labels}
+    if all_migrations:
+        allowed = set(executor.allowed_apps(database, scripts))
+        migrations = [
+            m for m in scripts.upgrade_order() if m.app_label in labels and m.app_label in allowed
+        ]
+    else:
+        steps = executor.plan(database, scripts, Target(), state.read_heads(database))
+        migrations = [step.migration for step in steps if step.migration.app_label in labels]
+    return lint_package.run(database, scripts, migrations)
