@@ -21,13 +21,20 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from django.conf import settings
 from django.db import connections
 
 from django_alembic_ops import api
 from django_alembic_ops.errors import DatabaseUnavailable
 
-from .conftest import Project, extra_database, pg_execute, query, table_names
+from .conftest import (
+    Project,
+    drop_server_databases,
+    extra_database,
+    query,
+    server_database,
+    server_execute,
+    table_names,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -148,21 +155,19 @@ def sqlite_file(path: Path) -> dict[str, Any]:
 
 
 @contextmanager
-def pg_databases(count: int) -> Iterator[dict[str, dict[str, Any]]]:
-    """``count`` fresh databases on the test PostgreSQL server, dropped afterwards."""
-    server = settings.DATABASES["postgres"]
+def server_databases(alias: str, count: int) -> Iterator[dict[str, dict[str, Any]]]:
+    """``count`` fresh databases on the test server of ``alias``, dropped afterwards."""
     names = [f"ops_thr_{os.getpid()}_{i}" for i in range(count)]
+    drop_server_databases(alias, *names)
     for name in names:
-        pg_execute(f"DROP DATABASE IF EXISTS {name}")
-        pg_execute(f"CREATE DATABASE {name}")
+        server_execute(alias, f"CREATE DATABASE {name}")
     try:
         yield {
-            f"thr_pg{i}": {**server, "NAME": name, "TEST": {"NAME": name}}
+            f"thr_{alias}{i}": server_database(alias, name, TEST={"NAME": name})
             for i, name in enumerate(names)
         }
     finally:
-        for name in names:
-            pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_server_databases(alias, *names)
 
 
 def test_four_sqlite_aliases_in_parallel(
@@ -181,26 +186,30 @@ def test_four_sqlite_aliases_in_parallel(
                 assert_at_head(alias)
 
 
-def test_four_postgresql_databases_in_parallel(
-    project: Project, pg_alias: str, django_db_blocker: Any
+def test_four_server_databases_in_parallel(
+    project: Project, server_alias: str, django_db_blocker: Any
 ) -> None:
+    """Four PostgreSQL (or MariaDB) databases on one server, one thread each."""
     write_history(project)
     for _ in range(ROUNDS):
-        with pg_databases(THREADS) as aliases, databases(aliases, django_db_blocker):
+        with (
+            server_databases(server_alias, THREADS) as aliases,
+            databases(aliases, django_db_blocker),
+        ):
             results = migrate_in_threads(list(aliases))
             assert_no_errors(results)
             for alias in aliases:
                 assert_at_head(alias)
 
 
-@pytest.mark.parametrize("backend", ["sqlite_file", "sqlite_memory", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite_file", "sqlite_memory", "postgresql", "mysql"])
 def test_one_alias_from_four_threads_applies_each_migration_once(
     project: Project, tmp_path: Path, django_db_blocker: Any, backend: str, request: Any
 ) -> None:
     write_history(project)
     settings_dicts: dict[str, dict[str, Any]] = {}
-    if backend == "postgresql":
-        alias = request.getfixturevalue("pg_alias")
+    if backend in ("postgresql", "mysql"):
+        alias = request.getfixturevalue("pg_alias" if backend == "postgresql" else "mysql_alias")
     elif backend == "sqlite_memory":
         # Django's in-memory test database: one shared-cache database that every
         # thread's connection opens; no lock file, so the lock is in-process only.
