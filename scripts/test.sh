@@ -76,7 +76,7 @@ import tomllib
 with open("pyproject.toml", "rb") as f:
     test = tomllib.load(f)["project"]["optional-dependencies"]["test"]
 print("\n".join(d for d in test if not d.startswith("mysqlclient")))')
-    .venv/bin/pip install -q -e '.[lint,docs]' "${test_deps[@]}" </dev/null
+    .venv/bin/pip install -q -e '.[lint,devlint,docs]' "${test_deps[@]}" </dev/null
 fi
 bin=.venv/bin
 
