@@ -159,6 +159,23 @@ def test_online_dialect_is_the_driver_of_the_connection(
     assert tried  # Django's own driver at least
 
 
+def test_online_dialect_on_mysql_is_mysqlclients(mysql_alias: str) -> None:
+    """MariaDB through mysqlclient (Django's MySQLdb): SQLAlchemy's mysql+mysqldb,
+    on Django's own DBAPI connection."""
+    from django_alembic_ops import bridge
+
+    connection = connections[mysql_alias]
+    assert connection.Database.__name__ == "MySQLdb"
+    assert bridge._driver_for(connection) == "mysql+mysqldb"
+    with bridge.sqlalchemy_connection(mysql_alias) as sa_connection:
+        assert (sa_connection.dialect.name, sa_connection.dialect.driver) == ("mysql", "mysqldb")
+        assert sa_connection.connection.dbapi_connection is connection.connection
+        assert (
+            sa_connection.exec_driver_sql("SELECT DATABASE()").scalar()
+            == (connection.settings_dict["NAME"])
+        )
+
+
 def _run_checks_like_django_61(
     app_configs: Any = None,
     tags: Any = None,
