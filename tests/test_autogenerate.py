@@ -614,8 +614,8 @@ def test_database_must_be_at_the_apps_head(project: Project, alias: str) -> None
 
 
 def test_database_option_chooses_the_database(project: Project, pg_alias: str) -> None:
-    # A script is written for the backend it was compared against (its
-    # types, names and defaults are that backend's, as Django's DDL is).
+    # The database compared is the one --database names (the script runs
+    # on every backend: see test_autogenerate_portable).
     project.app("shop", models=BASE)
     out = run("opsmakemigration", "shop", database=pg_alias)
     assert "postgresql.JSONB" in out or "Ops migrations for 'shop':" in out
