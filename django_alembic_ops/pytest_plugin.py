@@ -28,6 +28,7 @@ CHECKS = (
     "test_ops_upgrade",
     "test_ops_models_match_ddl",
     "test_ops_stairway",
+    "test_ops_lint",
 )
 #: The node the added items hang off: their ids are ``django_alembic_ops::test_ops_...[app]``.
 NODE_NAME = "django_alembic_ops"
@@ -49,8 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--ops-checks",
         action="store_true",
         default=False,
-        help="Add test_ops_single_head, test_ops_upgrade, test_ops_models_match_ddl and "
-        "test_ops_stairway per app with ops migrations ([<app_label>]).",
+        help="Add test_ops_single_head, test_ops_upgrade, test_ops_models_match_ddl, "
+        "test_ops_stairway and test_ops_lint per app with ops migrations ([<app_label>]).",
     )
     group.addoption(
         "--ops-database",
@@ -162,8 +163,9 @@ def _run(check: Callable[[], object]) -> None:
         pytest.skip(str(exc))
 
 
-#: The checks that touch the database (``_item`` gives them database access).
-_DATABASE_CHECKS = frozenset(CHECKS) - {"test_ops_single_head"}
+#: The checks that touch the database (``_item`` gives them database access);
+#: the lint renders offline.
+_DATABASE_CHECKS = frozenset(CHECKS) - {"test_ops_single_head", "test_ops_lint"}
 
 
 def _check_functions(app_label: str, database: str) -> dict[str, Callable[..., None]]:
@@ -182,8 +184,13 @@ def _check_functions(app_label: str, database: str) -> dict[str, Callable[..., N
     def test_ops_stairway() -> None:
         _run(lambda: testing.check_stairway(app_label, database))
 
+    def test_ops_lint() -> None:
+        _run(lambda: testing.check_lint(app_label, database))
+
     functions = (test_ops_single_head, test_ops_upgrade, test_ops_models_match_ddl)
-    return {function.__name__: function for function in (*functions, test_ops_stairway)}
+    return {
+        function.__name__: function for function in (*functions, test_ops_stairway, test_ops_lint)
+    }
 
 
 def _has_scripts(folder: Path) -> bool:

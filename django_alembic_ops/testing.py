@@ -610,6 +610,28 @@ def check_models_match_ddl(app_label: str, database: str = DEFAULT_DB_ALIAS) -> 
         )
 
 
+def check_lint(app_label: str, database: str = DEFAULT_DB_ALIAS) -> None:
+    """Fail when ``opslint --all`` finds something in ``app_label``'s ops migrations.
+
+    Every migration is linted, for ``database``'s backend, offline (the
+    database is not touched). When squawk is not installed, only opslint's
+    own rules run and a warning says so. Raises ``unittest.SkipTest`` when
+    the routers keep the app off ``database``.
+    """
+    import warnings
+
+    _skip_unless_allowed(app_label, database)
+    report = api.lint([app_label], all_migrations=True, database=database)
+    for note in report.notes:
+        warnings.warn(note, stacklevel=2)
+    if report.findings:
+        listed = "\n".join(f"  {finding}" for finding in report.findings)
+        raise AssertionError(
+            f"opslint found what locks or rewrites a busy table in '{app_label}':\n{listed}\n"
+            'Use the safe pattern, or silence a rule in the script with lint_ignore = ["<rule>"].'
+        )
+
+
 # -- manage.py test -------------------------------------------------------------------
 
 
@@ -647,7 +669,7 @@ class OpsMigratorTestCase(OpsMigrationsTestMixin, TransactionTestCase):
 
 
 class OpsChecksMixin(OpsMigrationsTestMixin):
-    """The four checks of ``pytest --ops-checks``, as tests of a ``TransactionTestCase``.
+    """The checks of ``pytest --ops-checks``, as tests of a ``TransactionTestCase``.
 
     ::
 
@@ -680,3 +702,6 @@ class OpsChecksMixin(OpsMigrationsTestMixin):
     def test_ops_stairway(self) -> None:
         _refuse_test_transaction(self.ops_database, UNITTEST_HINT)
         self._ops_each(lambda label: check_stairway(label, self.ops_database))
+
+    def test_ops_lint(self) -> None:
+        self._ops_each(lambda label: check_lint(label, self.ops_database))
