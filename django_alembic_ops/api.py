@@ -280,6 +280,7 @@ def migrate_fleet(
     max_failures: int = 1,
     fake: bool = False,
     on_result: Callable[[fleet.TargetResult], None] | None = None,
+    on_targets: Callable[[list[fleet.FleetTarget]], None] | None = None,
 ) -> list[fleet.TargetResult]:
     """Migrate many tenant schemas or databases, like ``manage.py opsmigrate --tenants``.
 
@@ -297,6 +298,8 @@ def migrate_fleet(
     :param max_failures: start no new target after this many failures.
     :param fake: record the migrations without running them.
     :param on_result: called with each target's result as it arrives.
+    :param on_targets: called with the targets once they are known, before
+        any starts.
     :returns: one :class:`~django_alembic_ops.fleet.TargetResult` per target,
         in target order; its ``status`` is ``"at head"``, ``"migrated"``,
         ``"failed"`` or ``"not started"``. Running it again does only what is
@@ -317,6 +320,7 @@ def migrate_fleet(
         canary=canary,
         max_failures=max_failures,
         on_result=on_result,
+        on_targets=on_targets,
     )
 
 

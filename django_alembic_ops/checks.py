@@ -6,11 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
+from django.apps import apps as django_apps
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.utils.module_loading import import_string
 
 from . import conf
 
-_TYPE_NAMES = {str: "a string", bool: "True or False", (int, float): "a number of seconds"}
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "True or False",
+    (int, float): "a number of seconds",
+    (list, tuple): "a list of app labels",
+}
 
 
 @register()
@@ -20,7 +27,8 @@ def check_settings(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """E001: not a dict; E002: a value of the wrong type; W001: an unknown key."""
+    """E001: not a dict; E002: a value of the wrong type; W001: an unknown key;
+    E003: ``MODULE_NAME``; E004: ``TENANTS``; E005: ``TENANT_APPS``."""
     value = conf.raw_setting()
     if not isinstance(value, dict):
         return [
@@ -59,6 +67,53 @@ def check_settings(
                 f"ALEMBIC_OPS['MODULE_NAME'] {module_name!r} is not a Python identifier.",
                 hint="Use a package name such as 'migrations_ops'.",
                 id="django_alembic_ops.E003",
+            )
+        )
+    messages += _check_tenants(value.get("TENANTS"))
+    tenant_apps = value.get("TENANT_APPS")
+    if isinstance(tenant_apps, (list, tuple)):
+        messages += _check_tenant_apps(tenant_apps)
+    return messages
+
+
+def _check_tenants(tenants: Any) -> list[CheckMessage]:
+    if tenants is None or callable(tenants):
+        return []
+    problem = None
+    if not isinstance(tenants, str):
+        problem = f"must be a dotted path to a callable, not {type(tenants).__name__}"
+    else:
+        try:
+            found = import_string(tenants)
+        except ImportError as exc:
+            problem = f"{tenants!r} cannot be imported ({exc})"
+        else:
+            if not callable(found):
+                problem = f"{tenants!r} is not callable"
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"ALEMBIC_OPS['TENANTS'] {problem}.",
+            hint="Name a function that returns the tenant schema names, e.g. "
+            "'django_alembic_ops.tenants.django_tenants_schemas'.",
+            id="django_alembic_ops.E004",
+        )
+    ]
+
+
+def _check_tenant_apps(tenant_apps: Sequence[Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for label in tenant_apps:
+        if isinstance(label, str) and label in django_apps.app_configs:
+            continue
+        messages.append(
+            Error(
+                f"ALEMBIC_OPS['TENANT_APPS'] lists {label!r}, which is not the label of an "
+                "installed app.",
+                hint="Use app labels (the last part of the app's name, e.g. 'billing') of apps "
+                "in INSTALLED_APPS.",
+                id="django_alembic_ops.E005",
             )
         )
     return messages

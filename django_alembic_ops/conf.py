@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -20,7 +21,15 @@ DEFAULTS: dict[str, tuple[Any, type | tuple[type, ...]]] = {
     "RUN_WITH_MIGRATE": (True, bool),
     "EXTEND_MIGRATE": (True, bool),
     "LOCK_TIMEOUT": (300, (int, float)),
+    # Fleets: a dotted path to a callable (or the callable) that lists the
+    # tenant schemas; its value is checked by the system checks (E004).
+    "TENANTS": (None, object),
+    "TENANT_APPS": ([], (list, tuple)),
 }
+
+#: ``TENANTS`` as a callable: it returns schema names (on the default alias),
+#: or ``(alias, schema)`` pairs, ``schema`` ``None`` for a whole database.
+TenantsCallable = Callable[[], Iterable[Any]]
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class OpsSettings:
     RUN_WITH_MIGRATE: bool
     EXTEND_MIGRATE: bool
     LOCK_TIMEOUT: float
+    TENANTS: str | TenantsCallable | None
+    TENANT_APPS: Sequence[str]
 
 
 def raw_setting() -> Any:

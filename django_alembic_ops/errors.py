@@ -72,3 +72,7 @@ class LockTimeout(OpsError):
 
 class WriteError(OpsError):
     """A migration file that cannot be written."""
+
+
+class FleetError(OpsError):
+    """A fleet that cannot run as asked: ``TENANTS``, ``TENANT_APPS``, tenant names, options."""

@@ -9,7 +9,7 @@ arguments, checks what must hold before anything runs, and hands the steps to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationStep
@@ -91,15 +91,26 @@ def check_recorded(alias: str, scripts: OpsScripts, heads: Sequence[str]) -> Non
     )
 
 
-def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) -> list[Step]:
+def plan(
+    alias: str,
+    scripts: OpsScripts,
+    target: Target,
+    heads: Sequence[str],
+    *,
+    apps: Collection[str] | None = None,
+) -> list[Step]:
     """The ordered steps that take the database from ``heads`` to ``target``.
 
+    :param apps: only these apps' migrations (a fleet's tenant schemas hold
+        some apps, the database the others); ``None``: every app.
     :raises UnknownRecordedRevision: ``heads`` holds a revision no script defines.
     """
     check_recorded(alias, scripts, heads)
     directory = scripts.directory
     current = tuple(heads)
     allowed = allowed_apps(alias, scripts)
+    if apps is not None:
+        allowed = [label for label in allowed if label in apps]
     try:
         if target.app_label is None:
             destinations = _independent(
@@ -152,6 +163,12 @@ def plan(alias: str, scripts: OpsScripts, target: Target, heads: Sequence[str]) 
         ) from None
     steps = [Step(scripts.migration(s.revision.revision), s) for s in alembic_steps]
     for step in steps:
+        if apps is not None and step.migration.app_label not in apps:
+            raise ScriptError(
+                f"{step.migration.full_name} would run here, but its app is not migrated here "
+                f"(only {', '.join(sorted(apps)) or 'none'}); a tenant app's migration cannot "
+                "depend on a shared app's, nor the other way round: check depends_on."
+            )
         if step.migration.app_label not in allowed:
             raise ScriptError(
                 f"{step.migration.full_name} would run on database '{alias}', but the database "

@@ -48,8 +48,10 @@ def _lock_name() -> str:
     return f"django_alembic_ops:{conf.get().VERSION_TABLE}"
 
 
-def _pg_key() -> int:
-    digest = hashlib.sha256(_lock_name().encode()).digest()
+def _pg_key(schema: str | None = None) -> int:
+    # A tenant schema has a version table, and so a lock, of its own.
+    name = _lock_name() if schema is None else f"{_lock_name()}:{schema}"
+    digest = hashlib.sha256(name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -237,8 +239,13 @@ def _sqlite_lock(alias: str, on_wait: Callable[[], None] | None) -> Iterator[Non
 
 
 @contextmanager
-def migration_lock(alias: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+def migration_lock(
+    alias: str, on_wait: Callable[[], None] | None = None, *, schema: str | None = None
+) -> Iterator[None]:
     """Hold the database's migration lock; call ``on_wait`` once if it must wait.
+
+    ``schema``: the lock of that PostgreSQL schema's version table (a tenant's),
+    so that runs on different tenants of one database never wait for each other.
 
     Connects Django's alias (a one-line error when it cannot): for an
     in-memory SQLite database only once the lock is held — connecting runs
@@ -253,7 +260,7 @@ def migration_lock(alias: str, on_wait: Callable[[], None] | None = None) -> Ite
             alias,
             "SELECT pg_try_advisory_lock(%s)",
             "SELECT pg_advisory_unlock(%s)",
-            _pg_key(),
+            _pg_key(schema),
             on_wait,
         )
     elif vendor == "mysql":

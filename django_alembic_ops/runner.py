@@ -582,13 +582,16 @@ def _environment(
     )
 
 
-def _configure_options(alias: str) -> dict[str, Any]:
+def _configure_options(alias: str, schema: str | None = None) -> dict[str, Any]:
     settings = conf.get()
     options: dict[str, Any] = {
         "version_table": settings.VERSION_TABLE,
         "transaction_per_migration": settings.TRANSACTION_PER_MIGRATION,
         "django_alias": alias,
     }
+    if schema is not None:
+        # A tenant's version table lives in its schema (Alembic qualifies it).
+        options["version_table_schema"] = schema
     if state.vendor(alias) in ("sqlite", "postgresql"):
         # Alembic assumes SQLite autocommits DDL; under Django's atomic() it
         # does not, and offline SQL should show the BEGIN/COMMIT we run.
@@ -604,8 +607,16 @@ def run(
     *,
     fake: bool = False,
     progress: Progress | None = None,
+    schema: str | None = None,
 ) -> None:
-    """Run ``steps`` (planned from ``heads``) on Django's connection for ``alias``."""
+    """Run ``steps`` (planned from ``heads``) on Django's connection for ``alias``.
+
+    ``schema``: run in that PostgreSQL schema (a tenant's), with ``search_path``
+    = ``"<schema>", public`` — an ``op`` call without ``schema=`` lands there,
+    shared tables in ``public`` stay visible — and its own version table. The
+    connection's ``search_path`` is put back afterwards, like every session
+    setting.
+    """
     if not steps:
         return
 
@@ -618,10 +629,15 @@ def run(
         return [_instrument(context, step, fake) for step in steps]
 
     env = _environment(scripts, steps_fn)
-    # A fake run executes no script: nothing can change the session.
-    settings_kept = nullcontext() if fake else session.preserved(alias)
+    # A fake run executes no script: nothing can change the session but ours.
+    settings_kept = nullcontext() if fake and schema is None else session.preserved(alias)
     with settings_kept, bridge.sqlalchemy_connection(alias) as sa_connection, env:
-        env.configure(connection=sa_connection, **_configure_options(alias))
+        if schema is not None:
+            # Outside the migrations' transactions (a SET in one would end with
+            # it), inside the snapshot, which puts the old value back.
+            with connections[alias].cursor() as cursor:
+                cursor.execute(f"SET search_path = {state.quote_pg_identifier(schema)}, public")
+        env.configure(connection=sa_connection, **_configure_options(alias, schema))
         context = env.get_context()
         # EnvironmentContext has no hook for a MigrationContext subclass;
         # ops_setup() sets up what the subclass adds.

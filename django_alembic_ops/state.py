@@ -62,8 +62,20 @@ def ensure_connection(alias: str) -> None:
         ) from None
 
 
-def read_heads(alias: str) -> tuple[str, ...]:
+def quote_pg_identifier(name: str) -> str:
+    """``name`` as a PostgreSQL identifier: in double quotes, inner quotes doubled.
+
+    (Django's ``quote_name`` leaves a name that is already quoted as it is and
+    doubles nothing: a tenant schema name comes from the data, not from code.)
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_heads(alias: str, schema: str | None = None) -> tuple[str, ...]:
     """The revisions in the version table (empty when it does not exist yet).
+
+    ``schema``: the version table of that PostgreSQL schema (a tenant's);
+    ``None``: the one the connection's ``search_path`` finds.
 
     Read through Django's cursor: answering "up to date?" needs no SQLAlchemy.
     """
@@ -71,9 +83,16 @@ def read_heads(alias: str) -> tuple[str, ...]:
     connection = connections[alias]
     table = conf.get().VERSION_TABLE
     with connection.cursor() as cursor:
-        if not _table_exists(connection, cursor, table):
+        if schema is not None:
+            name = f"{quote_pg_identifier(schema)}.{quote_pg_identifier(table)}"
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+            if not cursor.fetchone()[0]:
+                return ()
+        elif not _table_exists(connection, cursor, table):
             return ()
-        cursor.execute(f"SELECT version_num FROM {connection.ops.quote_name(table)}")
+        else:
+            name = connection.ops.quote_name(table)
+        cursor.execute(f"SELECT version_num FROM {name}")
         return tuple(sorted(row[0] for row in cursor.fetchall()))
 
 

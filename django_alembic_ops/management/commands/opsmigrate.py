@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ... import state
 from ...discovery import ops_apps
 from ...report import RunReporter, print_plan
 from ..base import OpsCommand
+from ..fleet import FleetPrinter, add_fleet_arguments, fleet_selection, is_fleet
 
 if TYPE_CHECKING:
     from ...runner import Step
@@ -45,6 +46,27 @@ class Command(OpsCommand):
             dest="check_unapplied",
             help="Exits with a non-zero status if unapplied ops migrations exist; changes nothing.",
         )
+        add_fleet_arguments(parser)
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="Fleets: worker processes, each migrating many targets (default 1).",
+        )
+        parser.add_argument(
+            "--canary",
+            type=int,
+            default=0,
+            metavar="K",
+            help="Fleets: migrate the first K targets alone; the others only if all K succeeded.",
+        )
+        parser.add_argument(
+            "--max-failures",
+            type=int,
+            default=1,
+            metavar="F",
+            help="Fleets: start no new target after F failures (default 1).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
@@ -52,6 +74,14 @@ class Command(OpsCommand):
         database = options["database"]
         if name is not None and app_label is None:  # pragma: no cover - argparse order
             name = None
+        if is_fleet(options):
+            self._fleet(app_label, name, options)
+            return
+        if options["jobs"] != 1 or options["canary"] or options["max_failures"] != 1:
+            raise CommandError(
+                "--jobs, --canary and --max-failures run a fleet: add --tenants, --tenant NAME "
+                "or --all-databases."
+            )
         if name is None and not options["sql"] and state.up_to_date(database, app_label):
             # Nothing to do: answered without importing Alembic or any script.
             if options["plan"]:
@@ -114,6 +144,51 @@ class Command(OpsCommand):
             )
         finally:
             reporter.end_line()
+
+    def _fleet(self, app_label: str | None, name: str | None, options: dict[str, Any]) -> None:
+        if options["plan"] or options["sql"]:
+            raise CommandError(
+                "--plan and --sql show one database; for a fleet run 'python manage.py "
+                "opsshowmigrations --tenants' (or with --all-databases)."
+            )
+        from ... import api
+        from ...fleet import report
+
+        if options["check_unapplied"]:
+            states = api.show_fleet(app_label, **fleet_selection(options))
+            behind = [state for state in states if state.pending or state.error]
+            if self.verbosity >= 1:
+                for state in behind:
+                    label = state.target.label
+                    self.stdout.write(
+                        f"  {label}: {state.error}"
+                        if state.error
+                        else report.pending_line(label, state.pending)
+                    )
+            if behind:
+                sys.exit(1)
+            return
+        printer = FleetPrinter(self.stdout, self.style, self.verbosity)
+        results = api.migrate_fleet(
+            app_label,
+            name,
+            **fleet_selection(options),
+            jobs=options["jobs"],
+            canary=options["canary"],
+            max_failures=options["max_failures"],
+            fake=options["fake"],
+            on_result=printer.result,
+            on_targets=printer.targets,
+        )
+        printer.summary(results)
+        failed = sum(result.status == "failed" for result in results)
+        not_started = sum(result.status == "not started" for result in results)
+        if failed or not_started:
+            raise CommandError(
+                f"The fleet is not done: {failed} failed, {not_started} not started. Fix the "
+                "failure and run the same command again: it migrates only the targets still "
+                "behind."
+            )
 
     def _print_operations(self, labels: list[str], app_label: str | None, name: str | None) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Operations to perform:"))

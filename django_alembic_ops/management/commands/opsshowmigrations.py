@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ... import api, conf
 from ..base import OpsCommand
+from ..fleet import add_fleet_arguments, fleet_selection, is_fleet
 
 
 class Command(OpsCommand):
@@ -22,10 +24,14 @@ class Command(OpsCommand):
             action="store_true",
             help="Shows all ops migrations in the order they will be applied.",
         )
+        add_fleet_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         labels = options["app_label"]
         database = options["database"]
+        if is_fleet(options):
+            self._fleet(labels, options)
+            return
         # A recorded revision with no script (a branch switch) is shown, not a
         # crash; whatever the labels asked for, as no file says whose it is.
         unknown = api.unknown_revisions(database=database)
@@ -55,6 +61,30 @@ class Command(OpsCommand):
             self.stdout.write("(unknown recorded revisions)", self.style.MIGRATE_LABEL)
             for revision in unknown:
                 self.stdout.write(f" [?] {self._unknown(revision)}", self.style.WARNING)
+
+    def _fleet(self, labels: list[str], options: dict[str, Any]) -> None:
+        from ...fleet import report
+
+        if len(labels) > 1 or options["plan"]:
+            raise CommandError(
+                "With --tenants, --tenant or --all-databases give at most one app label, "
+                "and no --plan."
+            )
+        started = time.perf_counter()
+        states = api.show_fleet(labels[0] if labels else None, **fleet_selection(options))
+        behind = 0
+        for state in states:
+            label = state.target.label
+            if state.error is not None:
+                behind += 1
+                self.stdout.write(f"  {label}: {state.error}", self.style.ERROR)
+            elif state.pending:
+                behind += 1
+                self.stdout.write(report.pending_line(label, state.pending))
+            elif options["verbosity"] >= 2:
+                self.stdout.write(f"  {label}: at head")
+        elapsed = time.perf_counter() - started
+        self.stdout.write(report.show_summary(len(states), behind, elapsed))
 
     def _unknown(self, revision: str) -> str:
         table = conf.get().VERSION_TABLE

@@ -1,0 +1,147 @@
+"""Migrate one fleet target: what a worker runs, wherever it runs.
+
+The steps are the plain run's (:mod:`..executor`): the target's lock, its
+recorded heads, Alembic's plan, Django's dependencies, the runner; with, for a
+tenant schema, its own lock, version table and ``search_path``, and the schema
+created when it does not exist yet. Every failure becomes the target's result,
+never an exception: one tenant's bad data must not stop a worker that has
+others to migrate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import connections, router
+
+from .. import conf, executor, state, tenants
+from ..errors import OpsError
+from ..executor import Target
+from ..lock import migration_lock
+from ..runner import describe_error, run
+from ..scripts import OpsMigration
+from .targets import SHARED, TENANT, FleetJob, FleetTarget
+
+AT_HEAD = "at head"
+MIGRATED = "migrated"
+FAILED = "failed"
+NOT_STARTED = "not started"
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """What happened to one target of a fleet run.
+
+    ``status`` is ``"at head"`` (nothing to do), ``"migrated"``, ``"failed"``
+    or ``"not started"`` (after ``--max-failures`` failures, a failed canary,
+    or a failed shared target of its database). ``done`` names the
+    migrations applied (or unapplied) in this run, in order, also when a later
+    one failed; ``failed_migration`` the one that failed, if a migration did.
+    """
+
+    target: FleetTarget
+    status: str
+    done: list[str] = field(default_factory=list)
+    forward: bool = True
+    fake: bool = False
+    failed_migration: str | None = None
+    error: str | None = None
+    elapsed: float = 0.0
+
+
+def target_apps(target: FleetTarget, labels: Iterable[str]) -> set[str]:
+    """The apps of ``labels`` whose ops migrations run in ``target``.
+
+    A tenant schema holds the ``TENANT_APPS``, its database's shared target
+    the others; the database routers have the last word (call this inside
+    :func:`..tenants.activated`, which some routers read).
+    """
+    tenant_apps = set(conf.get().TENANT_APPS)
+    if target.kind == TENANT:
+        chosen = [label for label in labels if label in tenant_apps]
+    elif target.kind == SHARED:
+        chosen = [label for label in labels if label not in tenant_apps]
+    else:
+        chosen = list(labels)
+    return {label for label in chosen if router.allow_migrate(target.alias, label)}
+
+
+class _Progress:
+    """Follows a target's run through the runner's progress callback."""
+
+    def __init__(self, target: FleetTarget, job: FleetJob) -> None:
+        self.target = target
+        self.job = job
+        self.started = time.perf_counter()
+        self.done: list[str] = []
+        self.running: OpsMigration | None = None
+        self.forward = True
+
+    def __call__(
+        self, event: str, migration: OpsMigration, fake: bool, elapsed: float | None
+    ) -> None:
+        self.forward = event.startswith("apply")
+        if event.endswith("_start"):
+            self.running = migration
+        else:
+            self.running = None
+            self.done.append(migration.full_name)
+
+    def result(self, status: str, error: str | None = None) -> TargetResult:
+        failed_migration = None
+        if error is not None and self.running is not None:
+            failed_migration = self.running.full_name
+            # The runner's message starts "Applying <name> failed and was ...";
+            # the output line names the migration already.
+            verb = "Applying" if self.forward else "Unapplying"
+            prefix = f"{verb} {failed_migration} failed and was "
+            if error.startswith(prefix):
+                error = error[len(prefix) :]
+        return TargetResult(
+            self.target,
+            status,
+            self.done,
+            self.forward,
+            self.job.fake,
+            failed_migration,
+            error,
+            time.perf_counter() - self.started,
+        )
+
+
+def migrate_target(target: FleetTarget, job: FleetJob) -> TargetResult:
+    """Take ``target`` to the job's destination; the result, never an exception."""
+    progress = _Progress(target, job)
+    try:
+        ran = _migrate(target, job, progress)
+    except OpsError as exc:
+        return progress.result(FAILED, str(exc))
+    except Exception as exc:  # a bug, a lost connection: this target's failure only
+        return progress.result(FAILED, describe_error(exc))
+    return progress.result(MIGRATED if ran else AT_HEAD)
+
+
+def _migrate(target: FleetTarget, job: FleetJob, progress: _Progress) -> bool:
+    alias, schema = target.alias, target.schema
+    plan_target = Target(job.app_label, job.migration)
+    scripts = executor.load_scripts(plan_target)
+    with tenants.activated(alias, schema), migration_lock(alias, schema=schema):
+        heads = state.read_heads(alias, schema)
+        apps = target_apps(target, scripts.apps)
+        steps = executor.plan(alias, scripts, plan_target, heads, apps=apps)
+        if not steps:
+            return False
+        if schema is not None and not heads:
+            _create_schema(alias, schema)
+        if not job.fake:
+            executor.check_django_dependencies(alias, steps)
+        run(alias, scripts, steps, heads, fake=job.fake, progress=progress, schema=schema)
+    return True
+
+
+def _create_schema(alias: str, schema: str) -> None:
+    """A tenant listed before its schema exists gets it (under the schema's lock)."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {state.quote_pg_identifier(schema)}")
