@@ -49,7 +49,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from alembic.operations import ops
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import ConnectionHandler, load_backend
 from sqlalchemy.engine import Dialect
@@ -57,6 +57,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 from sqlalchemy.sql.type_api import TypeEngine
 
+from .. import state
 from ..bridge import VENDOR_DIALECTS
 from . import render, sqlite
 from .metadata import (
@@ -149,12 +150,16 @@ def backends(
     result = [Backend(dialect.name, dialect, connection, metadata)]
     if not models:
         return result
+    # A backend the project uses (some alias of DATABASES) is worth a note when
+    # the script cannot be made for it; the others are left out quietly.
+    used = {state.vendor(alias) for alias in connections.settings}
     for vendor in ENGINES:
         name = VENDOR_DIALECTS[vendor]
         if name == dialect.name:
             continue
+        left_out = notes if vendor in used else []
         if name not in SUPPORTED:
-            notes.append(
+            left_out.append(
                 f"The script is not made to run on {name}: autogenerate does not support it yet."
             )
             continue
@@ -163,10 +168,10 @@ def backends(
             other = _dialect(name)
             built = build_metadata(models, wrapper, other, [])
         except _Unavailable as exc:
-            notes.append(f"The script is not made to run on {name}: {exc}.")
+            left_out.append(f"The script is not made to run on {name}: {exc}.")
             continue
         except UnsupportedModel as exc:
-            notes.append(f"The script is not made to run on {name}: {exc}")
+            left_out.append(f"The script is not made to run on {name}: {exc}")
             continue
         result.append(Backend(name, other, wrapper, built))
     return result
