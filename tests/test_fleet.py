@@ -9,9 +9,17 @@ project on a database of their own.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
 from collections.abc import Iterator
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +30,16 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 from django_alembic_ops import api
 
-from .conftest import Project, one_table, query, run
+from .conftest import (
+    Project,
+    drop_server_databases,
+    one_table,
+    pg_execute,
+    query,
+    run,
+    server_database,
+)
+from .test_reliability import read_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -361,3 +378,423 @@ def test_migrate_fleet_returns_one_result_per_target(fleet: Fleet) -> None:
     assert seen == ["postgres", "fleet_a", "fleet_b"]
     again = api.migrate_fleet("billing", tenant=["fleet_b"], database=fleet.alias)
     assert [(r.target.label, r.status) for r in again] == [("fleet_b", "at head")]
+
+
+class NoShopOnOther:
+    """A router that keeps app ``shop`` off the ``other`` database."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        return False if (db, app_label) == ("other", "shop") else None
+
+
+def test_all_databases_migrates_each_database_whole(project: Project) -> None:
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="s0001", **one_table("shop_item"))
+    project.app("billing")
+    project.script("billing", "0001_initial", revision="b0001", **one_table("billing_invoice"))
+
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.NoShopOnOther"]):
+        out, error = run_fleet("--all-databases")
+
+    assert error is None, out
+    aliases = list(connections)
+    assert lines(out) == [
+        *(f"  {alias}: applied {1 if alias == 'other' else 2} (T)" for alias in aliases),
+        f"Fleet: {len(aliases)} targets: 0 at head, {len(aliases)} migrated, 0 failed, "
+        "0 not started (T)",
+    ]
+    for alias in aliases:
+        tables = {"billing_invoice"} if alias == "other" else {"shop_item", "billing_invoice"}
+        assert tables <= set(connections[alias].introspection.table_names()), alias
+    assert "shop_item" not in connections["other"].introspection.table_names()
+
+
+def test_tenants_may_be_whole_databases_on_any_backend(project: Project) -> None:
+    """``(alias, None)`` pairs: a database per tenant; SQLite has no schemas."""
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="s0001", **one_table("shop_item"))
+    project.app("billing")
+    project.script("billing", "0001_initial", revision="b0001", **one_table("billing_invoice"))
+    TENANTS[:] = [("default", None), ("other", None)]
+    settings = {"TENANTS": tenant_list, "TENANT_APPS": ["billing"]}
+    try:
+        with override_settings(ALEMBIC_OPS=settings):
+            out, error = run_fleet("--tenant", "other", "--database", "other", verbosity=2)
+            results = api.migrate_fleet(tenants=True)
+    finally:
+        TENANTS.clear()
+
+    assert error is None, out
+    assert lines(out) == [
+        "  other: applied 2 (T)",
+        "Fleet: 1 target: 0 at head, 1 migrated, 0 failed, 0 not started (T)",
+    ]
+    assert [(r.target.alias, r.target.schema, r.target.kind, r.status) for r in results] == [
+        ("default", None, "database", "migrated")
+    ]
+    for alias in ("default", "other"):
+        assert {"shop_item", "billing_invoice"} <= set(
+            connections[alias].introspection.table_names()
+        )
+
+
+@pytest.mark.parametrize(
+    "ops_settings, args, message",
+    [
+        (
+            {},
+            ["--tenants"],
+            "--tenants needs ALEMBIC_OPS['TENANTS']: a function that lists the tenant schemas "
+            "(for django-tenants: 'django_alembic_ops.tenants.django_tenants_schemas').",
+        ),
+        (
+            {"TENANTS": "tests.test_fleet.no_such_function", "TENANT_APPS": ["shop"]},
+            ["--tenants"],
+            "ALEMBIC_OPS['TENANTS'] cannot be imported: Module \"tests.test_fleet\" does not "
+            'define a "no_such_function" attribute/class.',
+        ),
+        (
+            {"TENANTS": lambda: ["acme"], "TENANT_APPS": ["shop"]},
+            ["--tenants"],
+            "ALEMBIC_OPS['TENANTS'] lists schema 'acme' on database 'default' (sqlite); tenant "
+            "schemas need PostgreSQL: list ('default', None) to migrate that whole database "
+            "instead.",
+        ),
+        (
+            {"TENANTS": lambda: [("nowhere", "acme")], "TENANT_APPS": ["shop"]},
+            ["--tenants"],
+            "ALEMBIC_OPS['TENANTS'] lists database 'nowhere', which is not in DATABASES.",
+        ),
+        (
+            {"TENANTS": lambda: [("default", None)]},
+            ["--tenant", "acme"],
+            "ALEMBIC_OPS['TENANTS'] lists no tenant 'acme' on database 'default'; "
+            "'python manage.py opsshowmigrations --tenants -v 2' lists them.",
+        ),
+        (
+            {},
+            ["--jobs", "2"],
+            "--jobs, --canary and --max-failures run a fleet: add --tenants, --tenant NAME or "
+            "--all-databases.",
+        ),
+        (
+            {},
+            ["--all-databases", "--max-failures", "0"],
+            "--jobs and --max-failures must be at least 1, --canary at least 0.",
+        ),
+        (
+            {},
+            ["--all-databases", "--plan"],
+            "--plan and --sql show one database; for a fleet run 'python manage.py "
+            "opsshowmigrations --tenants' (or with --all-databases).",
+        ),
+    ],
+)
+def test_fleet_mistakes_are_one_line_errors(
+    project: Project, ops_settings: dict[str, Any], args: list[str], message: str
+) -> None:
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="s0001", **one_table("shop_item"))
+    with override_settings(ALEMBIC_OPS=ops_settings):
+        out, error = run_fleet(*args)
+    assert error == message
+    assert out == ""
+    assert "shop_item" not in connections["default"].introspection.table_names()
+
+
+def test_tenants_on_postgresql_need_tenant_apps(fleet: Fleet) -> None:
+    fleet.tenants("fleet_a")
+    with override_settings(ALEMBIC_OPS={"TENANTS": tenant_list}):
+        out, error = run_fleet("--tenants", "--database", fleet.alias)
+    assert error == (
+        "ALEMBIC_OPS['TENANT_APPS'] is empty, so no app's ops migrations run in tenant "
+        "schemas; list the apps whose tables every tenant has."
+    )
+
+
+def test_tenants_settings_checks_accept_a_path_or_a_callable() -> None:
+    from django.core.checks import run_checks
+
+    for value in ("tests.test_fleet.tenant_list", tenant_list):
+        with override_settings(ALEMBIC_OPS={"TENANTS": value, "TENANT_APPS": ["auth"]}):
+            assert [m for m in run_checks() if m.id.startswith("django_alembic_ops")] == []
+    with override_settings(ALEMBIC_OPS={"TENANTS": "tests.test_fleet.TENANTS"}):
+        assert [m.msg for m in run_checks() if m.id == "django_alembic_ops.E004"] == [
+            "ALEMBIC_OPS['TENANTS'] 'tests.test_fleet.TENANTS' is not callable."
+        ]
+
+
+# -- real processes: a project on disk, its own database ---------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+DEPLOY_SETTINGS = """
+import json, os
+SECRET_KEY = "x"
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth",
+                  "django_alembic_ops", "shop", "billing"]
+DATABASES = {"default": json.loads(os.environ["OPS_DB"])}
+ALEMBIC_OPS = {"TENANTS": "settings.tenants", "TENANT_APPS": ["billing"]}
+
+def tenants():
+    return os.environ["OPS_TENANTS"].split(",")
+"""
+
+RUNS_TABLE = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = None
+branch_labels = ("{app}",)
+
+def upgrade():
+    op.create_table("{app}_runs", sa.Column("rev", sa.String(10), nullable=False))
+    op.execute("INSERT INTO {app}_runs (rev) VALUES ('{revision}')")
+
+def downgrade():
+    op.drop_table("{app}_runs")
+"""
+
+SLOW_STEP = """
+import time
+from alembic import op
+import sqlalchemy as sa
+
+revision = "b0002"
+down_revision = "b0001"
+
+def upgrade():
+    op.create_table("billing_two", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("INSERT INTO billing_runs (rev) VALUES ('b0002')")
+    time.sleep({sleep})
+
+def downgrade():
+    op.drop_table("billing_two")
+"""
+
+
+class FleetDeploy:
+    """A project with a shared app (shop) and a tenant app (billing), and its database."""
+
+    def __init__(self, root: Path, database: dict[str, Any], tenants: list[str]) -> None:
+        self.root = root
+        self.database = database
+        self.tenants = tenants
+        (root / "settings.py").write_text(textwrap.dedent(DEPLOY_SETTINGS))
+        for app, revision in (("shop", "s0001"), ("billing", "b0001")):
+            (root / app / "migrations_ops").mkdir(parents=True)
+            (root / app / "__init__.py").write_text("")
+            (root / app / "models.py").write_text("")
+            (root / app / "migrations_ops" / "__init__.py").write_text("")
+            self.script(app, "0001_initial", RUNS_TABLE.format(app=app, revision=revision))
+
+    def script(self, app: str, name: str, source: str) -> None:
+        (self.root / app / "migrations_ops" / f"{name}.py").write_text(textwrap.dedent(source))
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{REPO}{os.pathsep}{self.root}",
+            "DJANGO_SETTINGS_MODULE": "settings",
+            "OPS_DB": json.dumps(self.database),
+            "OPS_TENANTS": ",".join(self.tenants),
+        }
+        return subprocess.Popen(
+            [sys.executable, "-u", "-m", "django", "opsmigrate", "--tenants", *args],
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        process = self.start(*args)
+        out, err = process.communicate(timeout=180)
+        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return pg_execute(sql, dbname=self.database["NAME"])
+
+    def heads(self, schema: str) -> list[str]:
+        return [
+            row[0] for row in self.query(f"SELECT version_num FROM {schema}.alembic_ops_version")
+        ]
+
+    def runs(self, schema: str, app: str = "billing") -> list[str]:
+        return [row[0] for row in self.query(f"SELECT rev FROM {schema}.{app}_runs ORDER BY rev")]
+
+    def has_table(self, schema: str, table: str) -> bool:
+        return self.query(f"SELECT to_regclass('{schema}.{table}') IS NOT NULL")[0][0]
+
+    def sessions(self) -> int:
+        """Connections to the project's database (other than this query's)."""
+        return self.query(
+            "SELECT count(*) FROM pg_stat_activity "
+            f"WHERE datname = '{self.database['NAME']}' AND pid <> pg_backend_pid()"
+        )[0][0]
+
+
+@pytest.fixture
+def deploy(tmp_path: Path, pg_alias: str) -> Iterator[FleetDeploy]:
+    name = f"ops_fleet_{uuid.uuid4().hex[:8]}"
+    pg_execute(f"CREATE DATABASE {name}")
+    try:
+        yield FleetDeploy(
+            tmp_path, server_database(pg_alias, name), [f"fleet_{i}" for i in range(1, 7)]
+        )
+    finally:
+        drop_server_databases(pg_alias, name)
+
+
+def test_sigkill_of_a_fleet_run_leaves_every_tenant_at_its_old_or_new_head(
+    deploy: FleetDeploy,
+) -> None:
+    first = deploy.run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    deploy.script("billing", "0002_slow", SLOW_STEP.format(sleep=1.5))
+    process = deploy.start("--jobs", "2")
+    read_until(process, ": applied 1")  # one tenant done, others in flight or waiting
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    # The workers notice that their parent is gone and exit; their open
+    # transactions are rolled back by the server.
+    deadline = time.monotonic() + 30
+    while deploy.sessions() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert deploy.sessions() == 0
+
+    states = []
+    for schema in deploy.tenants:
+        heads = deploy.heads(schema)
+        assert heads in (["b0001"], ["b0002"]), (schema, heads)
+        new = heads == ["b0002"]
+        # No half-applied migration: its table and its row exactly when recorded.
+        assert deploy.has_table(schema, "billing_two") is new
+        assert deploy.runs(schema) == (["b0001", "b0002"] if new else ["b0001"])
+        states.append(new)
+    assert any(states) and not all(states), states
+
+    deploy.script("billing", "0002_slow", SLOW_STEP.format(sleep=0))
+    rerun = deploy.run("--jobs", "2")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert rerun.stdout.count(": applied 1") == states.count(False)
+    for schema in deploy.tenants:
+        assert deploy.heads(schema) == ["b0002"]
+        assert deploy.runs(schema) == ["b0001", "b0002"]
+
+
+def test_concurrent_fleet_runs_apply_each_migration_once_per_tenant(
+    deploy: FleetDeploy,
+) -> None:
+    deploy.script("billing", "0002_slow", SLOW_STEP.format(sleep=0.3))
+    processes = [deploy.start("--jobs", "2"), deploy.start()]
+    results = [(p.wait(timeout=180), *p.communicate()) for p in processes]
+    for code, out, err in results:
+        assert code == 0, out + err
+    assert deploy.runs("public", "shop") == ["s0001"]
+    for schema in deploy.tenants:
+        assert deploy.heads(schema) == ["b0002"]
+        assert deploy.runs(schema) == ["b0001", "b0002"]
+        # Each tenant was migrated by one of the two runs; the other found it at head.
+        assert sum(f"  {schema}: applied 2 " in out for _, out, _ in results) == 1
+
+
+# -- django-tenants -------------------------------------------------------------------
+
+TENANTS_SETTINGS = """
+import json, os
+SECRET_KEY = "x"
+USE_TZ = True
+SHARED_APPS = ["django_tenants", "customers", "django.contrib.contenttypes",
+               "django.contrib.auth", "django_alembic_ops", "shop"]
+TENANT_APPS = ["django.contrib.contenttypes", "billing"]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+TENANT_MODEL = "customers.Client"
+TENANT_DOMAIN_MODEL = "customers.Domain"
+DATABASES = {"default": {**json.loads(os.environ["OPS_DB"]),
+                         "ENGINE": "django_tenants.postgresql_backend"}}
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+ALEMBIC_OPS = {
+    "TENANTS": "django_alembic_ops.tenants.django_tenants_schemas",
+    "TENANT_APPS": ["billing"],
+    # django-tenants runs migrate once per schema: ops migrations run with
+    # opsmigrate --tenants instead.
+    "RUN_WITH_MIGRATE": False,
+}
+"""
+
+TENANT_MODELS = """
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class Client(TenantMixin):
+    name = models.CharField(max_length=100)
+    auto_create_schema = True
+
+
+class Domain(DomainMixin):
+    pass
+"""
+
+CREATE_CLIENTS = """
+from customers.models import Client
+for name in ("public", "acme", "globex"):
+    Client(schema_name=name, name=name.title()).save()
+"""
+
+
+def test_django_tenants_schemas_lists_a_django_tenants_projects_tenants(
+    deploy: FleetDeploy,
+) -> None:
+    pytest.importorskip("django_tenants")
+    root = deploy.root
+    (root / "settings.py").write_text(textwrap.dedent(TENANTS_SETTINGS))
+    (root / "customers").mkdir()
+    (root / "customers" / "__init__.py").write_text("")
+    (root / "customers" / "models.py").write_text(textwrap.dedent(TENANT_MODELS))
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{root}",
+        "DJANGO_SETTINGS_MODULE": "settings",
+        "OPS_DB": json.dumps(deploy.database),
+    }
+
+    def manage(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "django", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    manage("makemigrations", "customers")
+    manage("migrate_schemas", "--shared")
+    manage("shell", "-c", CREATE_CLIENTS)  # django-tenants creates and migrates the schemas
+
+    out = manage("opsmigrate", "--tenants", "-v", "2")
+
+    assert lines(out) == [
+        "  default: applied 1 (T)",
+        "  acme: applied 1 (T)",
+        "  globex: applied 1 (T)",
+        "Fleet: 3 targets: 0 at head, 3 migrated, 0 failed, 0 not started (T)",
+    ]
+    # shop (a shared app) once, in public; billing in each tenant's schema only.
+    assert deploy.runs("public", "shop") == ["s0001"]
+    assert deploy.heads("public") == ["s0001"]
+    for schema in ("acme", "globex"):
+        assert deploy.runs(schema) == ["b0001"]
+        assert deploy.heads(schema) == ["b0001"]
+        assert not deploy.has_table(schema, "shop_runs")
+    assert not deploy.has_table("public", "billing_runs")
+    assert lines(manage("opsshowmigrations", "--tenants")) == [
+        "Fleet: 3 targets: 3 at head, 0 behind (T)"
+    ]
