@@ -252,6 +252,7 @@ def test_a_failed_tenant_stops_the_fleet_and_a_rerun_does_the_rest(fleet: Fleet)
         "command again: it migrates only the targets still behind."
     )
     assert [fleet.heads(name) for name in names] == [["b0002"], ["b0001"], ["b0001"], ["b0001"]]
+    assert query(fleet.alias, "SHOW search_path") == [('"$user", public',)]
 
     fleet.execute("UPDATE fleet_b.billing_invoice SET amount = 5")
     out, error = run_fleet("--tenants", "--database", fleet.alias)
@@ -378,6 +379,80 @@ def test_migrate_fleet_returns_one_result_per_target(fleet: Fleet) -> None:
     assert seen == ["postgres", "fleet_a", "fleet_b"]
     again = api.migrate_fleet("billing", tenant=["fleet_b"], database=fleet.alias)
     assert [(r.target.label, r.status) for r in again] == [("fleet_b", "at head")]
+
+
+def test_each_tenant_schema_has_a_lock_of_its_own(fleet: Fleet) -> None:
+    from django_alembic_ops import lock
+
+    from .conftest import pg_connect
+
+    shop_and_billing(fleet.project)
+    fleet.tenants("fleet_a", "fleet_b")
+    holder = pg_connect(dbname=connections[fleet.alias].settings_dict["NAME"])
+    try:
+        holder.autocommit = True
+        with holder.cursor() as cursor:  # another run, in the middle of fleet_a
+            cursor.execute("SELECT pg_advisory_lock(%s)", [lock._pg_key("fleet_a")])
+        ops = {"TENANTS": tenant_list, "TENANT_APPS": ["billing"], "LOCK_TIMEOUT": 0.3}
+        with override_settings(ALEMBIC_OPS=ops):
+            out, error = run_fleet("--tenants", "--database", fleet.alias, "--max-failures", "2")
+    finally:
+        holder.close()
+
+    assert lines(out) == [
+        "  postgres: applied 1 (T)",
+        "  fleet_a: FAILED: Another opsmigrate run held the lock on database 'postgres' for "
+        "more than 0.3 seconds; try again later or raise ALEMBIC_OPS['LOCK_TIMEOUT'].",
+        "  fleet_b: applied 1 (T)",
+        "Fleet: 3 targets: 0 at head, 2 migrated, 1 failed, 0 not started (T)",
+    ]
+    assert error is not None
+    assert fleet.tables("billing_invoice") == {("fleet_b", "billing_invoice")}
+
+
+def test_fake_records_in_every_tenant_without_running(fleet: Fleet) -> None:
+    shop_and_billing(fleet.project)
+    fleet.tenants("fleet_a")
+    out, error = run_fleet("--tenants", "--database", fleet.alias, "--fake")
+    assert error is None
+    assert lines(out) == [
+        "  postgres: faked 1 (T)",
+        "  fleet_a: faked 1 (T)",
+        "Fleet: 2 targets: 0 at head, 2 migrated, 0 failed, 0 not started (T)",
+    ]
+    assert fleet.heads("fleet_a") == ["b0001"]
+    assert fleet.tables("shop_item", "billing_invoice") == set()
+
+
+def test_a_terminal_gets_a_progress_bar() -> None:
+    from django.core.management.base import OutputWrapper
+    from django.core.management.color import no_style
+
+    from django_alembic_ops.fleet import FleetTarget, TargetResult
+    from django_alembic_ops.management.fleet import FleetPrinter
+
+    class Terminal(StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    printer = FleetPrinter(OutputWrapper(terminal), no_style(), 1)
+    targets = [FleetTarget("default", f"t{i}", "tenant", f"t{i}") for i in range(2)]
+    printer.targets(targets)
+    printer.result(TargetResult(targets[0], "at head"))
+    printer.result(TargetResult(targets[1], "migrated", ["billing.0001_x"], elapsed=0.5))
+    printer.summary([TargetResult(targets[0], "at head"), TargetResult(targets[1], "migrated")])
+    clear = "\r\x1b[K"
+    assert terminal.getvalue().startswith(
+        f"{clear}[###############...............] 1/2"
+        f"{clear}  t1: applied 1 (0.50s)\n[##############################] 2/2"
+        f"{clear}Fleet: 2 targets: 1 at head, 1 migrated, 0 failed, 0 not started ("
+    )
+    plain = StringIO()  # not a terminal: no bar
+    printer = FleetPrinter(OutputWrapper(plain), no_style(), 1)
+    printer.targets(targets)
+    printer.result(TargetResult(targets[1], "migrated", ["billing.0001_x"], elapsed=0.5))
+    assert plain.getvalue() == "  t1: applied 1 (0.50s)\n"
 
 
 class NoShopOnOther:
