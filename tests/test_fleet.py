@@ -813,6 +813,23 @@ class Client(TenantMixin):
 
 class Domain(DomainMixin):
     pass
+
+
+# The recipe of docs/fleets.rst: a new tenant gets its ops migrations at once.
+from django.dispatch import receiver
+from django_tenants.signals import post_schema_sync
+from django_tenants.utils import get_public_schema_name
+
+
+@receiver(post_schema_sync, sender=TenantMixin)
+def migrate_new_tenant(sender, tenant, **kwargs):
+    from django_alembic_ops import api
+
+    if tenant.schema_name != get_public_schema_name():
+        results = api.migrate_fleet(tenant=[tenant.schema_name])
+        failed = [r.error for r in results if r.status == "failed"]
+        if failed:
+            raise RuntimeError(failed[0])
 """
 
 CREATE_CLIENTS = """
@@ -852,22 +869,36 @@ def test_django_tenants_schemas_lists_a_django_tenants_projects_tenants(
 
     manage("makemigrations", "customers")
     manage("migrate_schemas", "--shared")
-    manage("shell", "-c", CREATE_CLIENTS)  # django-tenants creates and migrates the schemas
+    # django-tenants creates and migrates the schemas; the receiver runs billing there.
+    manage("shell", "-c", CREATE_CLIENTS)
+    for schema in ("acme", "globex"):
+        assert deploy.heads(schema) == ["b0001"]
 
     out = manage("opsmigrate", "--tenants", "-v", "2")
 
-    assert lines(out) == [
+    assert lines(out) == [  # targets at head are known (and shown) first
+        "  acme: at head",
+        "  globex: at head",
         "  default: applied 1 (T)",
+        "Fleet: 3 targets: 2 at head, 1 migrated, 0 failed, 0 not started (T)",
+    ]
+    deploy.script("billing", "0002_slow", SLOW_STEP.format(sleep=0))
+    assert lines(manage("opsshowmigrations", "--tenants")) == [
+        "  acme: 1 pending: billing.0002_slow",
+        "  globex: 1 pending: billing.0002_slow",
+        "Fleet: 3 targets: 1 at head, 2 behind (T)",
+    ]
+    assert lines(manage("opsmigrate", "--tenants")) == [
         "  acme: applied 1 (T)",
         "  globex: applied 1 (T)",
-        "Fleet: 3 targets: 0 at head, 3 migrated, 0 failed, 0 not started (T)",
+        "Fleet: 3 targets: 1 at head, 2 migrated, 0 failed, 0 not started (T)",
     ]
     # shop (a shared app) once, in public; billing in each tenant's schema only.
     assert deploy.runs("public", "shop") == ["s0001"]
     assert deploy.heads("public") == ["s0001"]
     for schema in ("acme", "globex"):
-        assert deploy.runs(schema) == ["b0001"]
-        assert deploy.heads(schema) == ["b0001"]
+        assert deploy.runs(schema) == ["b0001", "b0002"]
+        assert deploy.heads(schema) == ["b0002"]
         assert not deploy.has_table(schema, "shop_runs")
     assert not deploy.has_table("public", "billing_runs")
     assert lines(manage("opsshowmigrations", "--tenants")) == [
