@@ -291,7 +291,7 @@ def test_test_migrate_false(tmp_path: Path, default_database: dict[str, object])
     checks = ("--ops-checks", "-k", "not models_match")
     result = pytest_in(root, "--create-db", *checks, "test_helpers.py")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 passed" in result.stdout
+    assert "6 passed" in result.stdout
     result = run_in(root, "manage.py", "test", "shop", "--noinput")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ran 2 tests" in result.stderr
