@@ -17,7 +17,7 @@ import dataclasses
 import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from alembic.runtime.migration import MigrationStep
 from django.db import DEFAULT_DB_ALIAS
@@ -25,11 +25,10 @@ from django.db import DEFAULT_DB_ALIAS
 from . import discovery, executor, fleet, naming, runner, state, writer
 from .errors import OfflineNotSupported, OpsError
 from .executor import Target
+from .lint import Report as LintReport
+from .lint import run as run_lint
 from .runner import Progress, Step
 from .scripts import OpsMigration, OpsScripts
-
-if TYPE_CHECKING:
-    from .lint import Report as LintReport
 
 __all__ = [
     "Target",
@@ -334,7 +333,7 @@ def show_fleet(
 ) -> list[fleet.TargetState]:
     """Where every target of a fleet stands, like ``opsshowmigrations --tenants``.
 
-    Parameters as for :func:`migrate_fleet`. Returns one
+    Parameters as for :func:`~django_alembic_ops.api.migrate_fleet`. Returns one
     :class:`~django_alembic_ops.fleet.TargetState` per target: its recorded
     heads and the migrations pending there (empty at head).
     """
@@ -539,8 +538,6 @@ def lint(
         report = api.lint(["shop"], all_migrations=True)
         assert not report.findings, "\n".join(map(str, report.findings))
     """
-    from . import lint as lint_package
-
     scripts = executor.load_scripts()
     labels = set(scripts.apps)
     if app_labels:
@@ -553,4 +550,4 @@ def lint(
     else:
         steps = executor.plan(database, scripts, Target(), state.read_heads(database))
         migrations = [step.migration for step in steps if step.migration.app_label in labels]
-    return lint_package.run(database, scripts, migrations)
+    return run_lint(database, scripts, migrations)
