@@ -18,7 +18,7 @@ import pytest
 from django.core.management.base import BaseCommand
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "commands.rst"
-COMMANDS = ["opsmigrate", "opsmakemigration", "opsshowmigrations", "opssqlmigrate"]
+COMMANDS = ["opsmigrate", "opsmakemigration", "opsshowmigrations", "opssqlmigrate", "opslint"]
 
 
 def parser_for(name: str) -> argparse.ArgumentParser:

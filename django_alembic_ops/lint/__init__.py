@@ -49,7 +49,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Report:
-    """What :func:`run` found."""
+    """What opslint found (:func:`django_alembic_ops.api.lint` returns it)."""
 
     migrations: list[str]  # the migrations linted, in order ("shop.0004_x")
     findings: list[Finding]
