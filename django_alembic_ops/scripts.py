@@ -24,7 +24,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError as AlembicCommandError
 
-from . import discovery, heap
+from . import app_env, discovery, heap
 from .discovery import OpsApp
 from .errors import MultipleHeads, ScriptError
 
@@ -115,6 +115,12 @@ class _OpsScriptDirectory(ScriptDirectory):
     def _load_revisions(self) -> Iterator[Script]:
         seen: dict[str, Path] = {}
         for app in self.ops_apps:
+            # The package is the app's env.py: the plugins it imports (new op
+            # directives) must be there before its scripts run.
+            try:
+                app_env.load(app)
+            except Exception as exc:
+                raise ScriptError(_error_location(exc, app.path / "__init__.py")) from exc
             for path in _script_files(app.path):
                 try:
                     # A SyntaxError carries its line; other errors are located

@@ -20,6 +20,15 @@ are added with Django's effective default, and the script depends on what
 creates the tables its foreign keys point at. On SQLite every change to an
 existing table is a ``batch_alter_table`` that keeps what a rebuild would
 lose (see :mod:`.sqlite`).
+
+Alembic's plugins work as in plain Alembic, the app's
+``migrations_ops/__init__.py`` being its ``env.py``: the context gets every
+option :meth:`~alembic.runtime.environment.EnvironmentContext.configure`
+sets (plugins read them), plus the app's own ``include_object``,
+``include_name`` and ``render_item`` hooks; the comparison runs in a
+transaction that is rolled back (alembic_utils tries its entities' DDL in
+savepoints: nothing it tries may commit); and only the app's own entities
+and enum types are compared (:mod:`.plugins`).
 """
 
 from __future__ import annotations
@@ -36,16 +45,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations
+from alembic.config import Config
 from alembic.operations import ops
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from django.apps import apps
-from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
-from .. import bridge, conf, executor, heap, state
+from .. import app_env, bridge, conf, discovery, executor, heap, state
 from ..errors import OpsError
-from . import defaults, portable, render, sqlite
+from . import defaults, plugins, portable, render, sqlite
 from .metadata import pg_constraint_name, sql_text
 from .target import AppTarget, app_target
 
@@ -417,6 +428,23 @@ def _prepare_sqlite(
     sqlite.prepare(downgrade_ops, target, restore, restoring=True)
 
 
+def _context(sa_connection: sa.Connection, **options: Any) -> MigrationContext:
+    """A context configured as an ``env.py`` configures it, with ``options``.
+
+    Through :meth:`EnvironmentContext.configure`, so that every option it
+    sets is there with Alembic's default: plugins read them
+    (alembic_utils reads ``include_schemas``).
+    """
+    environment = EnvironmentContext(Config(), executor.load_scripts().directory)
+    environment.configure(connection=sa_connection, **options)
+    return environment.get_context()
+
+
+def _hooks(app_label: str) -> app_env.Hooks:
+    ops_app = discovery.app_folder(app_label)
+    return app_env.hooks(ops_app) if ops_app.exists else app_env.Hooks()
+
+
 def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
     """Compare ``database`` with the target of ``app_label``; render what differs.
 
@@ -431,8 +459,14 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
     state.ensure_connection(database)
     notes: list[str] = []
     version_table = conf.get().VERSION_TABLE
+    # Every app's package first (each is its app's env.py), and so its plugins.
+    executor.load_scripts()
+    hooks = _hooks(app_label)
+    script_paths = _script_paths(app_label)
     with (
         heap.long_lived_objects_frozen(),
+        # Rolled back: nothing a plugin tries while comparing may stay.
+        transaction.atomic(using=database),
         bridge.sqlalchemy_connection(database) as sa_connection,
         _recorded_warnings(notes),
     ):
@@ -441,7 +475,11 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         existing = set(inspector.get_table_names())
         claimed = claimed_tables(app_label) | {version_table}
         owned = set(target.tables) - claimed
-        dropped = (_created_tables(_script_paths(app_label)) & existing) - claimed - owned
+        dropped = (
+            set()
+            if target.source == "entities"  # no table is the app's to drop
+            else (_created_tables(script_paths) & existing) - claimed - owned
+        )
         compared = owned | dropped
         is_sqlite = sa_connection.dialect.name == "sqlite"
         # On SQLite, unique sets and foreign key options that reflection
@@ -465,14 +503,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
                 for other in target.metadata.tables[table].foreign_key_constraints
             )
 
-        def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-            if type_ == "table":
-                return name in compared
-            return True
-
-        def include_object(
-            obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-        ) -> bool:
+        def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
             if type_ == "table":
                 return name in compared
             if type_ == "unique_constraint" and not reflected and compare_to is None:
@@ -483,23 +514,38 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
                 return not same_foreign_key_elsewhere(obj)
             return True
 
-        context = MigrationContext.configure(
-            connection=sa_connection,
-            opts={
-                "target_metadata": target.metadata,
-                "include_name": include_name,
-                "include_object": include_object,
-                "compare_type": True,
-                "compare_server_default": True,
-                "render_as_batch": is_sqlite,
-                "version_table": version_table,
-                "autogenerate_plugins": PLUGINS,
-            },
+        # The app's own hooks narrow what is compared; they never widen it.
+        def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+            if type_ == "table" and name not in compared:
+                return False
+            user = hooks.include_name
+            return user is None or bool(user(name, type_, parent_names))
+
+        def include_object(
+            obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+        ) -> bool:
+            if not ours(obj, name, type_, reflected, compare_to):
+                return False
+            user = hooks.include_object
+            return user is None or bool(user(obj, name, type_, reflected, compare_to))
+
+        context = _context(
+            sa_connection,
+            target_metadata=target.metadata,
+            include_name=include_name,
+            include_object=include_object,
+            compare_type=True,
+            compare_server_default=True,
+            render_as_batch=is_sqlite,
+            version_table=version_table,
+            autogenerate_plugins=PLUGINS,
         )
         _check_head(app_label, database, context)
-        script = produce_migrations(context, target.metadata)
+        with plugins.scoped(app_label, sa_connection.dialect.name, script_paths, notes):
+            script = produce_migrations(context, target.metadata)
         upgrade_ops = script.upgrade_ops
         assert upgrade_ops is not None
+        plugins.drop_only_own(upgrade_ops, script_paths)
         django_connection = connections[database]
         # The target on every backend the script must run on (see .portable).
         left_out: list[str] = []
@@ -523,17 +569,26 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         file_name = render.suggested_name(upgrade_ops)
         batch = is_sqlite
         if target.source == "models":
-            written = portable.written_types(_script_paths(app_label))
+            written = portable.written_types(script_paths)
             schema = portable.portable_schema(backends, target.tables, written)
             portable.make_portable(upgrade_ops, schema, upgrade=True)
             portable.make_portable(downgrade_ops, schema, upgrade=False)
             # Changes to existing tables go in batch blocks wherever SQLite must run them.
             batch = batch or "sqlite" in schema.names
+            if set(schema.names) - {"postgresql"}:
+                # Views, functions, enum types: PostgreSQL's only.
+                plugins.postgresql_only(upgrade_ops)
+                plugins.postgresql_only(downgrade_ops)
             if changes:
                 notes.extend(left_out)
         writing = render.rendering_context(sa_connection.dialect)
-        upgrade, up_imports = render.render(upgrade_ops, writing, batch=batch)
-        downgrade, down_imports = render.render(downgrade_ops, writing, batch=batch)
+        upgrade, up_imports = render.render(
+            upgrade_ops, writing, batch=batch, render_item=hooks.render_item
+        )
+        downgrade, down_imports = render.render(
+            downgrade_ops, writing, batch=batch, render_item=hooks.render_item
+        )
+        transaction.set_rollback(True, using=database)
     return Comparison(
         app_label=app_label,
         database=database,

@@ -1,14 +1,20 @@
 """Alembic operations -> the Python source of ``upgrade()``/``downgrade()``, and words for them.
 
-Rendering is Alembic's own (:func:`alembic.autogenerate.render_python_code`),
-with a dialect that writes SQL text as it is (:func:`rendering_context`). The
-additions are :class:`BatchTableOps`: a ``batch_alter_table`` block that can
-carry ``recreate=``, ``table_args=`` and ``table_kwargs=``, which SQLite needs
-so that a table rebuilt from reflection keeps what reflection cannot see
-(unnamed CHECK constraints, ``AUTOINCREMENT``); operations that are part
-of a change rather than a change (``is_change = False``), left out of the
-list of changes; and what a script needs to run on every backend (see
-:mod:`.portable`): :class:`DialectOps` (``if dialect == "postgresql":``),
+Rendering is Alembic's own (what :func:`alembic.autogenerate.render_python_code`
+does, on an :class:`~alembic.autogenerate.api.AutogenContext` of ours whose
+imports are read afterwards: those of plugins' renderers, such as
+alembic_utils' ``from alembic_utils.pg_view import PGView``, included), with
+a dialect that writes SQL text as it is (:func:`rendering_context`). A type
+of the project's own (not SQLAlchemy's) is written as Alembic writes it,
+``module.Type(...)``, with ``import module``. An app's ``render_item`` hook is
+asked first, as in plain Alembic. The additions are :class:`BatchTableOps`: a
+``batch_alter_table`` block that can carry ``recreate=``, ``table_args=`` and
+``table_kwargs=``, which SQLite needs so that a table rebuilt from reflection
+keeps what reflection cannot see (unnamed CHECK constraints,
+``AUTOINCREMENT``); operations that are part of a change rather than a
+change (``is_change = False``), left out of the list of changes; and what
+a script needs to run on every backend (see :mod:`.portable`):
+:class:`DialectOps` (``if dialect == "postgresql":``),
 :class:`DialectDefault` (a default looked up by the backend's name),
 constraints with ``.ddl_if(dialect=...)`` and types with their
 ``with_variant()`` grouped (``.with_variant(sa.CHAR(length=32), "mysql",
@@ -20,11 +26,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.autogenerate import render_python_code, renderers
+from alembic.autogenerate import render as alembic_render
+from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
 # Alembic's own renderers of a type and a constraint, called from the
@@ -171,14 +178,17 @@ def _render_dialect_ops(autogen_context: AutogenContext, op: DialectOps) -> list
     lines = [f"if {_condition(op.dialects)}:"]
     for sub in op.ops:
         rendered = renderers.dispatch(sub)(autogen_context, sub)
-        lines.extend([rendered] if isinstance(rendered, str) else rendered)
+        # One line each: the printer indents a line's start only, and plugins
+        # (alembic_utils) render several statements in one string. An empty
+        # line would end the block.
+        for text in [rendered] if isinstance(rendered, str) else rendered:
+            lines.extend(line for line in text.splitlines() if line.strip())
     # Alembic's printer indents after the colon, and dedents at a blank line.
     return [*lines, ""]
 
 
 @renderers.dispatch_for(BatchTableOps)
 def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> list[str]:
-    _seen_contexts().append(autogen_context)
     arguments = [repr(op.table_name), f"schema={op.schema!r}"]
     if op.recreate != "auto" and op.recreate_on:
         _uses_dialect()
@@ -198,18 +208,8 @@ def _render_batch_table(autogen_context: AutogenContext, op: BatchTableOps) -> l
     return [header, *lines[1:]]
 
 
-# render_python_code() keeps its AutogenContext to itself; the imports it
-# collects (dialect modules, user types) are read from the contexts that the
-# render_item hook and the batch renderer are handed.
 # Per thread: two threads may render at once (the API is thread-safe).
 _rendering = threading.local()
-
-
-def _seen_contexts() -> list[AutogenContext]:
-    seen: list[AutogenContext] | None = getattr(_rendering, "contexts", None)
-    if seen is None:
-        seen = _rendering.contexts = []
-    return seen
 
 
 def _uses_dialect() -> None:
@@ -233,8 +233,20 @@ def _rendered_by_alembic(obj: Any, render_: Any) -> str:
         guard.discard(id(obj))
 
 
+def _import_own_type(type_: Any, autogen_context: AutogenContext) -> None:
+    """``import module`` for a type of the project's own (or a library's).
+
+    Alembic writes it ``module.Type(...)`` (no ``user_module_prefix``) and
+    leaves the import to ``script.py.mako``, which apps do not have.
+    """
+    module = type(type_).__module__
+    if not module.startswith(("sqlalchemy.", "django_alembic_ops.", "builtins", "__main__")):
+        autogen_context.imports.add(f"import {module}")
+
+
 def _render_type(type_: Any, autogen_context: AutogenContext) -> str | bool:
     """Variants grouped by type; another dialect's type as that dialect's Alembic writes it."""
+    _import_own_type(type_, autogen_context)
     variants: dict[str, Any] = dict(getattr(type_, "_variant_mapping", {}) or {})
     if variants:
         text = _rendered_by_alembic(
@@ -307,34 +319,40 @@ def render(
     context: MigrationContext,
     *,
     batch: bool,
+    render_item: Callable[[str, Any, AutogenContext], str | bool] | None = None,
 ) -> tuple[str, set[str]]:
     """The body of ``upgrade()`` or ``downgrade()`` for ``container``, and its imports.
 
+    ``render_item``: the app's own hook (Alembic's signature), asked first.
     The body is unindented, laid out as ``ruff format`` would lay it out
     (:mod:`django_alembic_ops.codestyle`).
     """
-    contexts: list[AutogenContext] = []
 
-    def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
-        contexts.append(autogen_context)
+    def hook(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+        if id(obj) in _guarded():
+            return False  # being rendered by Alembic for the hook below
+        if render_item is not None:
+            rendered = render_item(type_, obj, autogen_context)
+            if rendered is not False:
+                return rendered
         return _render_hook(type_, obj, autogen_context)  # False: Alembic's own rendering
 
-    seen = _seen_contexts()
-    start = len(seen)
+    # What render_python_code() does, on a context whose imports are read
+    # afterwards: every renderer (plugins' too) adds its own to it.
+    autogen_context = AutogenContext(
+        context,
+        opts={
+            "sqlalchemy_module_prefix": "sa.",
+            "alembic_module_prefix": "op.",
+            "render_item": hook,
+            "render_as_batch": batch,
+            "user_module_prefix": None,
+        },
+        autogenerate=False,
+    )
     _rendering.uses_dialect = False
-    try:
-        body = render_python_code(
-            container,  # type: ignore[arg-type]
-            render_as_batch=batch,
-            migration_context=context,
-            render_item=render_item,  # type: ignore[arg-type]
-        )
-    finally:
-        contexts.extend(seen[start:])
-        del seen[start:]
-    imports: set[str] = set()
-    for autogen_context in contexts:
-        imports |= autogen_context.imports
+    body = alembic_render._indent(alembic_render._render_cmd_body(container, autogen_context))
+    imports = set(autogen_context.imports)
     if _rendering.uses_dialect:
         first, _, rest = body.partition("\n")
         body = f"{first}\n    {DIALECT_LINE}\n{rest}"
@@ -403,7 +421,61 @@ def _describe_one(op: ops.MigrateOperation) -> Iterable[str]:
     elif isinstance(op, (ops.CreateTableCommentOp, ops.DropTableCommentOp)):
         yield f"Alter comment of table {op.table_name}"
     else:
-        yield type(op).__name__
+        yield _plugin_change(op)
+
+
+def _entity_words(entity: Any) -> str:
+    """``view public.shop_big_sale``: an alembic_utils entity in words."""
+    try:
+        kind = str(entity.type_).replace("_", " ")
+    except NotImplementedError:
+        kind = "entity"
+    name = f"{entity.schema}.{entity.signature}"
+    on_entity = getattr(entity, "on_entity", None)
+    return f"{kind} {name} on {on_entity}" if on_entity else f"{kind} {name}"
+
+
+#: alembic_utils' operations (by class name) in words.
+_ENTITY_VERBS = {
+    "CreateOp": "Create",
+    "ReplaceOp": "Replace",
+    "DropOp": "Drop",
+    "RevertOp": "Revert",
+}
+
+
+def _plugin_change(op: ops.MigrateOperation) -> str:
+    """A plugin's operation in words (alembic_utils', alembic-postgresql-enum's, others')."""
+    cls = type(op)
+    if cls.__module__.startswith("alembic_utils.") and cls.__name__ in _ENTITY_VERBS:
+        return f"{_ENTITY_VERBS[cls.__name__]} {_entity_words(getattr(op, 'target', None))}"
+    if cls.__module__.startswith("alembic_postgresql_enum."):
+        enum = f"enum {getattr(op, 'schema', None) or 'public'}.{getattr(op, 'name', '')}"
+        if cls.__name__ == "CreateEnumOp":
+            return f"Create {enum}"
+        if cls.__name__ == "DropEnumOp":
+            return f"Drop {enum}"
+        if cls.__name__ == "AddEnumValuesOp":
+            added = [v for v in getattr(op, "new_values", []) if v not in op.old_values]  # type: ignore[attr-defined]
+            return f"Add {', '.join(map(repr, added))} to {enum}"
+        return f"Alter values of {enum}"
+    # Another plugin's: its class name in words, and what it names.
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", re.sub(r"Op$", "", cls.__name__)).capitalize()
+    name = getattr(op, "table_name", None) or getattr(op, "name", None)
+    return f"{words} {name}" if isinstance(name, str) else words
+
+
+def _plugin_fragment(op: ops.MigrateOperation) -> str | None:
+    """A file name fragment for a plugin's operation, as for a model's."""
+    cls = type(op)
+    if cls.__module__.startswith("alembic_utils.") and cls.__name__ in _ENTITY_VERBS:
+        name = str(getattr(op, "target").signature).split("(")[0].strip()  # noqa: B009
+        prefix = {"CreateOp": "", "DropOp": "delete_"}.get(cls.__name__, "replace_")
+        return f"{prefix}{name}"
+    if cls.__module__.startswith("alembic_postgresql_enum."):
+        prefix = {"CreateEnumOp": "", "DropEnumOp": "delete_"}.get(cls.__name__, "alter_")
+        return f"{prefix}{getattr(op, 'name', '')}"
+    return None
 
 
 def describe(container: ops.OpContainer) -> list[str]:
@@ -442,7 +514,7 @@ def _fragments(op: ops.MigrateOperation, created: set[str]) -> list[str | None]:
         return [str(getattr(op, "constraint_name", ""))]
     if isinstance(op, ops.DropConstraintOp) and op.constraint_name:
         return [f"remove_{op.constraint_name}"]
-    return [None]
+    return [_plugin_fragment(op)]
 
 
 def suggested_name(container: ops.OpContainer) -> str | None:
@@ -467,12 +539,35 @@ def suggested_name(container: ops.OpContainer) -> str | None:
     return name
 
 
+def _bound_names(line: str) -> list[str]:
+    """What an import line binds: ``import a.b`` -> ``a.b``; ``from m import x as y`` -> ``y``."""
+    if line.startswith("import "):
+        return [part.split(" as ")[-1].strip() for part in line[len("import ") :].split(",")]
+    _, _, names = line.partition(" import ")
+    return [part.split(" as ")[-1].strip(" ()") for part in names.split(",")]
+
+
+def _used(name: str, bodies: Sequence[str]) -> bool:
+    pattern = rf"(?<![\w.]){re.escape(name)}(?![\w])"
+    return any(re.search(pattern, body) for body in bodies)
+
+
 def script_imports(bodies: Sequence[str], alembic_imports: Iterable[str]) -> str:
-    """The import block of a script: only what its bodies use."""
-    # Straight imports first, then from-imports: isort's and ruff's order.
-    lines = []
+    """The import block of a script: only what its bodies use.
+
+    ``alembic_imports`` are those the renderers asked for (Alembic's,
+    plugins', a project's types'); a renderer may ask for several lines at
+    once, and for names its code does not use (alembic_utils asks for
+    ``sql_text``): those are left out.
+    """
+    wanted = {"from alembic import op"}
     if any(re.search(r"(?<![\w.])sa\.", body) for body in bodies):
-        lines.append("import sqlalchemy as sa")
-    lines.append("from alembic import op")
-    lines.extend(sorted(set(alembic_imports)))
-    return "\n".join(lines)
+        wanted.add("import sqlalchemy as sa")
+    for text in alembic_imports:
+        for line in text.splitlines():
+            line = line.strip()
+            if line and all(_used(name, bodies) for name in _bound_names(line)):
+                wanted.add(line)
+    # Straight imports first, then from-imports: isort's and ruff's order.
+    straight = sorted(line for line in wanted if line.startswith("import "))
+    return "\n".join(straight + sorted(wanted - set(straight)))
