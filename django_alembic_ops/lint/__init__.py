@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -92,7 +93,7 @@ def _squawk_findings(rendered: Rendered, ignored: set[str], command: str) -> lis
     name = rendered.migration.full_name
     dialect = rendered.dialect.name
     sql = rendered.sql
-    line_starts = [0] + [i + 1 for i, char in enumerate(sql) if char == "\n"]
+    line_starts = [0] + [match.end() for match in re.finditer("\n", sql)]
     found: list[Finding] = []
     for diagnostic in squawk.check(sql, filename=f"{name}.sql", command=command):
         rule = SQUAWK_PREFIX + diagnostic.rule
