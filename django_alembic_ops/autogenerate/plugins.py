@@ -144,9 +144,9 @@ def scoped(
         schemas |= {entity.schema for entity in made_entities(script_paths)}
     elif entities:
         notes.append(
-            f"The views, functions and triggers app '{app_label}' registers (alembic_utils) "
-            f"are compared on PostgreSQL only: run 'python manage.py opsmakemigration "
-            f"{app_label} --database <alias>' with a PostgreSQL database."
+            "the views, functions and triggers it registers (alembic_utils) are compared on "
+            f"PostgreSQL only; run 'python manage.py opsmakemigration {app_label} "
+            "--database <alias>' with the alias of a PostgreSQL database."
         )
         entities = []
     with app_env.registry_lock:
