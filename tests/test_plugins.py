@@ -345,20 +345,16 @@ ENUM_SCRIPTS = {
         "upgrade": """
             op.add_enum_value(enum_schema="public", enum_name="shop_status", new_value="shipped")
         """,
+        # No import of the plugin in any script: only the app's package has one.
         "downgrade": """
-            op.sync_enum_values(
-                enum_schema="public",
-                enum_name="shop_status",
-                new_values=["new", "paid"],
-                affected_columns=[
-                    TableReference(
-                        table_schema="public", table_name="shop_order", column_name="status"
-                    )
-                ],
-                enum_values_to_rename=[],
+            op.execute("ALTER TYPE shop_status RENAME TO shop_status_old")
+            op.execute("CREATE TYPE shop_status AS ENUM ('new', 'paid')")
+            op.execute(
+                "ALTER TABLE shop_order ALTER COLUMN status TYPE shop_status "
+                "USING status::text::shop_status"
             )
+            op.execute("DROP TYPE shop_status_old")
         """,
-        "header": "from alembic_postgresql_enum import TableReference",
     },
 }
 
