@@ -153,6 +153,7 @@ def write_env(project: Project, label: str, source: str) -> None:
 
 
 def test_view_function_trigger_create_check_replace_zero(pg_project: Project) -> None:
+    pytest.importorskip("alembic_utils")  # in the test extra
     project = pg_project
     project.app("shop", models=ORDER_MODEL)
     autogenerate("shop", "postgres")  # 0001: the table
@@ -212,6 +213,7 @@ register_entities([PGView(schema="public", signature="blog_popular", definition=
 
 def test_only_the_apps_own_entities_are_compared(pg_project: Project) -> None:
     """Another app's entities, registered or made with op.execute, and hand-made ones stay."""
+    pytest.importorskip("alembic_utils")  # in the test extra
     project = pg_project
     project.app("blog")
     project.script("blog", "0001_views", revision="b1", **BLOG_SCRIPT)
@@ -251,6 +253,7 @@ def test_only_the_apps_own_entities_are_compared(pg_project: Project) -> None:
 
 def test_entities_on_another_database_are_noted_not_compared(project: Project) -> None:
     """On SQLite: an app that registers entities gets a note; the others are unaffected."""
+    pytest.importorskip("alembic_utils")  # in the test extra
     project.app("blog")
     write_env(project, "blog", BLOG_ENTITIES)
     project.app("shop", models=ORDER_MODEL)
@@ -295,6 +298,7 @@ def enum_values(name: str) -> list[str]:
 
 
 def test_enum_gains_a_value(pg_project: Project) -> None:
+    pytest.importorskip("alembic_postgresql_enum")  # in the test extra
     project = pg_project
     execute("CREATE TYPE shop_mood AS ENUM ('happy')")  # made by hand: not the app's
     project.app("shop")
@@ -375,6 +379,7 @@ def enum_deploy(tmp_path: Path, pg_alias: str) -> Iterator[Any]:
     Its own database; ``manage.py`` runs in a new process, where nothing
     but the app's package can have imported the plugin.
     """
+    pytest.importorskip("alembic_postgresql_enum")  # in the test extra
     name = f"ops_plugins_{uuid.uuid4().hex[:8]}"
     pg_execute(f"CREATE DATABASE {name}")
     folder = tmp_path / "shop" / "migrations_ops"
