@@ -5,8 +5,8 @@ tenant: a fleet with nothing to do must answer in about the time of one run.
 On PostgreSQL a per-schema "does the version table exist?" is a catalog
 lookup that grows with every tenant (``pg_class`` holds every tenant's
 tables), so the catalog is asked once, for all schemas, which of them have a
-version table; then every version table is read in one ``UNION ALL`` round
-trip (a few, for very large fleets).
+version table, and the same statement reads every one of them
+(:func:`schema_heads`).
 
 "At head" is then answered from the scripts' cached headers
 (:mod:`..headers`), without importing Alembic or any script. A target it
@@ -17,7 +17,9 @@ and reports "at head" if it finds nothing to do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from xml.sax.saxutils import unescape
 
 from django.db import connections
 
@@ -27,9 +29,8 @@ from .targets import FleetJob, FleetTarget
 
 Heads = tuple[str, ...]
 
-#: Version tables read per query; PostgreSQL plans a UNION of a thousand
-#: branches in a few milliseconds.
-_UNION_CHUNK = 1000
+#: A row of ``query_to_xml(..., tableforest => true)``.
+_VERSION_NUM = re.compile(r"<version_num>(.*?)</version_num>")
 
 
 def recorded_heads(targets: Sequence[FleetTarget]) -> dict[FleetTarget, Heads]:
@@ -51,30 +52,27 @@ def recorded_heads(targets: Sequence[FleetTarget]) -> dict[FleetTarget, Heads]:
 
 
 def schema_heads(alias: str, schemas: Sequence[str]) -> dict[str, Heads]:
-    """The heads recorded in each schema's version table, in a few queries."""
+    """The heads recorded in each schema's version table, in one query.
+
+    The catalog names the schemas that have a version table (through
+    ``pg_class``'s index on ``relname``), and ``query_to_xml()`` reads each of
+    those tables on the server, in the same statement. (One ``UNION ALL`` of
+    every table was measured three times slower for 1,000 schemas: PostgreSQL
+    plans a union of that many relations slowly.)
+    """
     state.ensure_connection(alias)
-    table = conf.get().VERSION_TABLE
-    quote = state.quote_pg_identifier
     recorded: dict[str, list[str]] = {schema: [] for schema in schemas}
     with connections[alias].cursor() as cursor:
-        # One catalog lookup (pg_class's index on relname) for all schemas.
         cursor.execute(
-            "SELECT n.nspname FROM pg_catalog.pg_class c "
+            "SELECT n.nspname, query_to_xml(format('SELECT version_num FROM %%I.%%I', "
+            "n.nspname, c.relname), false, true, '')::text "
+            "FROM pg_catalog.pg_class c "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relname = %s AND c.relkind IN ('r', 'p') AND n.nspname = ANY(%s::name[])",
-            [table, list(schemas)],
+            [conf.get().VERSION_TABLE, list(schemas)],
         )
-        with_table = sorted(row[0] for row in cursor.fetchall())
-        for start in range(0, len(with_table), _UNION_CHUNK):
-            chunk = with_table[start : start + _UNION_CHUNK]
-            cursor.execute(
-                " UNION ALL ".join(
-                    f"SELECT {i}, version_num FROM {quote(schema)}.{quote(table)}"
-                    for i, schema in enumerate(chunk)
-                )
-            )
-            for i, revision in cursor.fetchall():
-                recorded[chunk[i]].append(revision)
+        for schema, rows in cursor.fetchall():
+            recorded[schema] = [unescape(value) for value in _VERSION_NUM.findall(rows)]
     return {schema: tuple(sorted(revisions)) for schema, revisions in recorded.items()}
 
 
