@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sqlite3
@@ -157,6 +158,42 @@ def test_online_dialect_is_the_driver_of_the_connection(
         assert bridge._driver_for(connection) == f"postgresql+{module_name}"
         tried.append(module_name)
     assert tried  # Django's own driver at least
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@pytest.mark.parametrize(
+    "args",
+    [["opsmigrate", "--plan"], ["opsmigrate", "--check"], ["opsshowmigrations"]],
+    ids=["plan", "check", "show"],
+)
+def test_checks_ask_only_the_commands_database(
+    project: Project,
+    tmp_path: Path,
+    django_db_blocker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+) -> None:
+    """As Django's migrate: another alias (unreachable, say) is never connected."""
+    if django.VERSION < (6, 1) and hasattr(BaseCommand, "get_check_kwargs"):
+        monkeypatch.setattr(checks, "run_checks", _run_checks_like_django_61)
+    project.app(
+        "shop",
+        models="""
+        from django.db import models
+
+        class Event(models.Model):  # managed: Django's checks ask each database about it
+            data = models.JSONField(default=dict)
+        """,
+    )
+    project.script("shop", "0001_initial", revision="e1")
+    missing = tmp_path / "elsewhere.sqlite3"
+    elsewhere = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(missing)}
+    with extra_database("elsewhere", elsewhere, django_db_blocker):
+        # skip_checks=False: system checks run, as from manage.py.
+        with contextlib.suppress(SystemExit):  # --check: a migration is pending
+            run(*args, skip_checks=False)
+        assert not connections["elsewhere"].connection
+    assert not missing.exists()
 
 
 def test_online_dialect_on_mysql_is_mysqlclients(mysql_alias: str) -> None:

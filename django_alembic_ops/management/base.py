@@ -21,6 +21,16 @@ class OpsCommand(BaseCommand):
             help='Nominates a database to use. Defaults to the "default" database.',
         )
 
+    def get_check_kwargs(self, options: Any) -> Any:  # called by Django >= 5.2
+        kwargs = dict(super().get_check_kwargs(options))
+        database = options.get("database")
+        if database is not None:
+            # As Django's migrate does: the system checks ask only the database
+            # the command works on. Since Django 6.1 they otherwise ask every
+            # alias (MySQL's connect, to read the server's version).
+            kwargs["databases"] = [database]
+        return kwargs
+
     def execute(self, *args: Any, **options: Any) -> str | None:
         database = options.get("database")
         if database is not None and database not in connections:
