@@ -39,6 +39,7 @@ __all__ = [
     "migrate",
     "unapply",
     "plan",
+    "post_deploy",
     "sql",
     "sqlmigrate",
     "showmigrations",
@@ -66,6 +67,7 @@ def migrate(
     on_wait: Callable[[], None] | None = None,
     on_plan: Callable[[list[Step]], None] | None = None,
     on_forget: Callable[[list[str]], None] | None = None,
+    phase: str | None = None,
 ) -> list[Step]:
     """Apply or unapply ops migrations, like ``manage.py opsmigrate``.
 
@@ -77,6 +79,9 @@ def migrate(
         ``app_label`` and ``migration`` this also works when the version table
         records revisions no script defines: they are removed (``on_forget``
         gets their ids) and ``migration`` becomes the app's state.
+    :param phase: ``"pre"``: only the pre-deploy migrations (a script's
+        ``phase``, default ``"pre"``), refusing one that builds on an unapplied
+        post-deploy migration; ``"post"``: the rest; ``None``: everything.
     :returns: the steps that ran, in order.
     """
     return executor.migrate(
@@ -87,6 +92,7 @@ def migrate(
         on_wait=on_wait,
         on_plan=on_plan,
         on_forget=on_forget,
+        phase=phase,
     )
 
 
@@ -150,11 +156,17 @@ def plan(
     migration: str | None = None,
     *,
     database: str = DEFAULT_DB_ALIAS,
+    phase: str | None = None,
 ) -> list[Step]:
     """What :func:`migrate` would run, without running it (no lock is taken)."""
     target = Target(app_label, migration)
     scripts = executor.load_scripts(target)
-    return executor.plan(database, scripts, target, state.read_heads(database))
+    return executor.plan(database, scripts, target, state.read_heads(database), phase=phase)
+
+
+def post_deploy() -> set[str]:
+    """Full names (``app.0003_name``) of the ops migrations with ``phase = "post"``."""
+    return {m.full_name for m in executor.load_scripts().by_revision.values() if m.phase == "post"}
 
 
 def unapplied(*, database: str = DEFAULT_DB_ALIAS) -> list[OpsMigration]:

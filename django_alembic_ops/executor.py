@@ -29,7 +29,7 @@ from .errors import (
 )
 from .lock import migration_lock
 from .runner import Progress, Step, run
-from .scripts import OpsScripts
+from .scripts import OpsMigration, OpsScripts
 from .state import forget_revisions, read_heads
 
 
@@ -98,11 +98,14 @@ def plan(
     heads: Sequence[str],
     *,
     apps: Collection[str] | None = None,
+    phase: str | None = None,
 ) -> list[Step]:
     """The ordered steps that take the database from ``heads`` to ``target``.
 
     :param apps: only these apps' migrations (a fleet's tenant schemas hold
         some apps, the database the others); ``None``: every app.
+    :param phase: ``"pre"``: only the pre-deploy migrations (see
+        :func:`_phase_steps`); ``"post"`` or ``None``: every step.
     :raises UnknownRecordedRevision: ``heads`` holds a revision no script defines.
     """
     check_recorded(alias, scripts, heads)
@@ -175,7 +178,43 @@ def plan(
                 f"routers do not allow app '{step.migration.app_label}' there; check depends_on "
                 "and allow_migrate()."
             )
+    if phase is not None:
+        steps = _phase_steps(steps, phase)
     return steps
+
+
+def _phase_steps(steps: list[Step], phase: str) -> list[Step]:
+    """The ``steps`` that ``opsmigrate --phase`` runs.
+
+    ``"post"`` runs whatever is pending (post migrations and any pre one left).
+    ``"pre"`` runs the pending pre migrations and holds back the post ones; a
+    pre migration that builds on a held-back one is refused: it would need a
+    schema the old code, still serving, may not work with.
+    """
+    if phase not in scripts_module.PHASES:
+        raise ScriptError(f"Unknown deploy phase '{phase}'; use --phase pre or --phase post.")
+    if any(not step.forward for step in steps):
+        raise ScriptError(
+            "--phase applies migrations and this target unapplies some; run it without --phase."
+        )
+    if phase == "post":
+        return steps
+    held: dict[str, OpsMigration] = {}  # revision -> the post migration holding it back
+    kept: list[Step] = []
+    for step in steps:
+        migration = step.migration
+        if migration.phase == "post":
+            held[migration.revision] = migration
+            continue
+        for down in migration.script._all_down_revisions:
+            if down in held:
+                raise ScriptError(
+                    f"Pre-deploy migration {migration.full_name} needs post-deploy migration "
+                    f"{held[down].full_name}, which is not applied: run 'python manage.py "
+                    "opsmigrate --phase post' first (once the old code is gone)."
+                )
+        kept.append(step)
+    return kept
 
 
 def _independent(scripts: OpsScripts, revisions: list[str]) -> tuple[str, ...]:
@@ -268,8 +307,12 @@ def migrate(
     on_wait: Callable[[], None] | None = None,
     on_plan: Callable[[list[Step]], None] | None = None,
     on_forget: Callable[[list[str]], None] | None = None,
+    phase: str | None = None,
 ) -> list[Step]:
     """Take ``database`` to ``target``; return the steps that ran.
+
+    ``phase``: ``"pre"`` runs only the pre-deploy migrations, ``"post"``
+    (like ``None``) the rest (see :func:`plan`).
 
     The lock is held from before the version table is read until the last
     step is committed, so concurrent runs each see what the other applied.
@@ -292,7 +335,7 @@ def migrate(
         ):
             forget = scripts.unknown(heads)
             heads = tuple(head for head in heads if head not in forget)
-        steps = plan(database, scripts, target, heads)
+        steps = plan(database, scripts, target, heads, phase=phase)
         if not fake:
             check_django_dependencies(database, steps)
         if forget:

@@ -34,6 +34,10 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 #: applied but not recorded (SQLite would store it, the others refuse it).
 VERSION_LENGTH = 32
 
+#: A script's ``phase``: "pre" runs before the new code starts (the default),
+#: "post" after the old code is gone (``opsmigrate --phase pre|post``).
+PHASES = ("pre", "post")
+
 
 @dataclass(frozen=True)
 class OpsMigration:
@@ -55,6 +59,14 @@ class OpsMigration:
     def django_dependencies(self) -> list[tuple[str, str]]:
         declared = getattr(self.script.module, "django_dependencies", None) or []
         return [(str(app_label), str(name)) for app_label, name in declared]
+
+    @property
+    def phase(self) -> str:
+        """``"pre"`` (the default) or ``"post"``: when in a deploy the migration runs.
+
+        Validated when the scripts are loaded (see :func:`_check_phase`).
+        """
+        return str(getattr(self.script.module, "phase", "pre"))
 
 
 def _script_files(folder: Path) -> list[Path]:
@@ -147,7 +159,19 @@ class _OpsScriptDirectory(ScriptDirectory):
                         "Give one of them a new id."
                     )
                 seen[script.revision] = path
+                _check_phase(script, path)
                 yield script
+
+
+def _check_phase(script: Script, path: Path) -> None:
+    """Refuse a ``phase`` other than "pre"/"post" when loading, not mid-deploy."""
+    phase = getattr(script.module, "phase", "pre")
+    if phase not in PHASES:
+        raise ScriptError(
+            f"{_display(path)}: phase = {phase!r} is not a deploy phase; "
+            'use phase = "pre" (the default, before the new code starts) or '
+            'phase = "post" (after the old code is gone).'
+        )
 
 
 class OpsScripts:

@@ -46,6 +46,12 @@ class Command(OpsCommand):
             dest="check_unapplied",
             help="Exits with a non-zero status if unapplied ops migrations exist; changes nothing.",
         )
+        parser.add_argument(
+            "--phase",
+            choices=["pre", "post"],
+            help="Deploys: 'pre' applies only pre-deploy migrations (before the new code "
+            "starts), 'post' the rest (after the old code is gone).",
+        )
         add_fleet_arguments(parser)
         parser.add_argument(
             "--jobs",
@@ -74,6 +80,12 @@ class Command(OpsCommand):
         database = options["database"]
         if name is not None and app_label is None:  # pragma: no cover - argparse order
             name = None
+        phase = options["phase"]
+        if phase is not None and (options["sql"] or is_fleet(options)):
+            raise CommandError(
+                "--phase runs or plans one database: use it without --sql, --tenants, "
+                "--tenant and --all-databases."
+            )
         if is_fleet(options):
             self._fleet(app_label, name, options)
             return
@@ -96,7 +108,7 @@ class Command(OpsCommand):
             api.sql(app_label, name, database=database, output=cast(TextIO, self.stdout))
             return
         if options["plan"] or options["check_unapplied"]:
-            steps = api.plan(app_label, name, database=database)
+            steps = api.plan(app_label, name, database=database, phase=phase)
             if options["plan"]:
                 self._print_plan(steps)
             if options["check_unapplied"] and steps:
@@ -141,6 +153,7 @@ class Command(OpsCommand):
                 on_wait=lambda: reporter.waiting(database),
                 on_plan=on_plan,
                 on_forget=on_forget,
+                phase=phase,
             )
         finally:
             reporter.end_line()

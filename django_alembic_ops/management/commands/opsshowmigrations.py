@@ -35,6 +35,7 @@ class Command(OpsCommand):
         # A recorded revision with no script (a branch switch) is shown, not a
         # crash; whatever the labels asked for, as no file says whose it is.
         unknown = api.unknown_revisions(database=database)
+        post = api.post_deploy()
         if options["plan"]:
             entries = api.showplan(labels, database=database)
             if not entries and not unknown:
@@ -42,6 +43,8 @@ class Command(OpsCommand):
             for entry in entries:
                 mark = "[X]" if entry.applied else "[ ]"
                 line = f"{mark}  {entry.migration.full_name}"
+                if entry.migration.full_name in post:
+                    line += " (post)"
                 if options["verbosity"] >= 2 and entry.depends_on:
                     line += f" ... (depends on {', '.join(entry.depends_on)})"
                 self.stdout.write(line)
@@ -53,10 +56,9 @@ class Command(OpsCommand):
             if not migrations:
                 self.stdout.write(" (no ops migrations)", self.style.ERROR)
             for name, applied in migrations:
-                if applied:
-                    self.stdout.write(f" [X] {name}")
-                else:
-                    self.stdout.write(f" [ ] {name}")
+                mark = "[X]" if applied else "[ ]"
+                phase = " (post)" if f"{label}.{name}" in post else ""
+                self.stdout.write(f" {mark} {name}{phase}")
         if unknown:
             self.stdout.write("(unknown recorded revisions)", self.style.MIGRATE_LABEL)
             for revision in unknown:
