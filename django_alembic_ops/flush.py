@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import connections, router, transaction
 
-from . import conf, discovery, testdb
+from . import conf, discovery, history, testdb
 
 if TYPE_CHECKING:
     from django.apps import AppConfig
@@ -68,8 +68,8 @@ WHERE c.relkind IN ('r', 'p')
 
 
 def kept_tables() -> set[str]:
-    """Tables a flush never empties: the version tables and database cache tables."""
-    kept = {DJANGO_MIGRATIONS_TABLE, conf.get().VERSION_TABLE}
+    """Tables a flush never empties: the version and history tables, database cache tables."""
+    kept = {DJANGO_MIGRATIONS_TABLE, conf.get().VERSION_TABLE, history.TABLE}
     for cache in getattr(settings, "CACHES", {}).values():
         if cache.get("BACKEND") == "django.core.cache.backends.db.DatabaseCache":
             kept.add(cache.get("LOCATION", ""))

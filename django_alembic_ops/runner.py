@@ -54,7 +54,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf, heap, proxies, session, sqlite_impl, state
+from . import bridge, conf, heap, history, proxies, session, sqlite_impl, state
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -347,6 +347,7 @@ class DjangoMigrationContext(MigrationContext):
     ops_autocommit: bool  # inside autocommit_block(): each statement commits
     ops_error: DBAPIError | None  # the last database error of the transaction
     ops_implicit_commits: bool  # MySQL: DDL commits, and what ran before it
+    ops_history_ready = False  # the history table exists (checked once per run)
 
     def ops_setup(self, progress: Progress | None, fake: bool) -> None:
         """Set up what the subclass adds (Alembic built the object as its own class)."""
@@ -518,6 +519,22 @@ class DjangoMigrationContext(MigrationContext):
             event = "apply_start" if step.forward else "unapply_start"
             self.ops_progress(event, step.migration, self.ops_fake, None)
 
+    def record_history(self, step: Step, fake: bool) -> None:
+        """Add the step's event to the history table, in the step's transaction.
+
+        So the event exists iff the migration committed; the table is created
+        here (once per run) in a database migrated before it existed.
+        """
+        assert self.ops_current is not None and self.connection is not None
+        schema = self.opts.get("version_table_schema")
+        if not self.ops_history_ready:
+            history.ensure(self.connection, schema)
+            self.ops_history_ready = True
+        # Unapplied, faked or not, it is no longer applied.
+        event = (history.FAKE if fake else history.APPLY) if step.forward else history.UNAPPLY
+        elapsed = time.perf_counter() - self.ops_current[1]
+        history.record(self.connection, step.migration, event, elapsed, schema)
+
     def step_done(self) -> None:
         """The step ran and was recorded; reported by :meth:`confirm` once committed."""
         if self.ops_current is None:
@@ -559,6 +576,7 @@ def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> Revi
             except Exception as exc:
                 raise context.failure(exc) from exc
         context.ops_recording = True
+        context.record_history(step, fake)
 
     alembic_step.migration_fn = migration_fn
     return alembic_step

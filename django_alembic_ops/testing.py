@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.test import TransactionTestCase
 
-from . import api, bridge, conf, discovery, executor
+from . import api, bridge, conf, discovery, executor, history
 from .errors import MultipleHeads, OpsError, TransactionError
 from .scripts import OpsMigration
 
@@ -186,7 +186,8 @@ def _reflect_schema(inspector: sa.engine.Inspector, schema: str | None, found: S
     dialect = inspector.dialect
     prefix = f"{schema}." if schema else ""
     version_table = conf.get().VERSION_TABLE
-    tables = [name for name in inspector.get_table_names(schema) if name != version_table]
+    ours = {version_table, history.TABLE}
+    tables = [name for name in inspector.get_table_names(schema) if name not in ours]
     if tables:
         columns = inspector.get_multi_columns(schema, filter_names=tables)
         primary_keys = inspector.get_multi_pk_constraint(schema, filter_names=tables)

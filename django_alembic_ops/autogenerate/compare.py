@@ -54,7 +54,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
-from .. import app_env, bridge, conf, discovery, executor, heap, state
+from .. import app_env, bridge, conf, discovery, executor, heap, history, state
 from ..errors import OpsError
 from . import defaults, plugins, portable, render, sqlite
 from .metadata import pg_constraint_name, sql_text
@@ -473,7 +473,7 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         target = app_target(app_label, connections[database], sa_connection, notes)
         inspector = sa.inspect(sa_connection)
         existing = set(inspector.get_table_names())
-        claimed = claimed_tables(app_label) | {version_table}
+        claimed = claimed_tables(app_label) | {version_table, history.TABLE}
         owned = set(target.tables) - claimed
         dropped = (
             set()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from django.core.management.base import CommandError, CommandParser
 
-from ... import state
+from ... import history, state
 from ...discovery import ops_apps
 from ...report import RunReporter, print_plan
 from ..base import OpsCommand
@@ -96,6 +96,8 @@ class Command(OpsCommand):
             )
         if name is None and not options["sql"] and state.up_to_date(database, app_label):
             # Nothing to do: answered without importing Alembic or any script.
+            if options["check_unapplied"]:
+                history.check_unchanged(database)
             if options["plan"]:
                 self._print_plan([])
             elif not options["check_unapplied"] and self.verbosity >= 1:
@@ -108,6 +110,8 @@ class Command(OpsCommand):
             api.sql(app_label, name, database=database, output=cast(TextIO, self.stdout))
             return
         if options["plan"] or options["check_unapplied"]:
+            if options["check_unapplied"]:
+                history.check_unchanged(database)
             steps = api.plan(app_label, name, database=database, phase=phase)
             if options["plan"]:
                 self._print_plan(steps)
@@ -157,6 +161,10 @@ class Command(OpsCommand):
             )
         finally:
             reporter.end_line()
+        if options["fake"] and app_label and name:
+            # The way to accept applied scripts' new code: no step runs for a
+            # migration applied already, so their checksums are recorded here.
+            history.acknowledge(database, app_label)
 
     def _fleet(self, app_label: str | None, name: str | None, options: dict[str, Any]) -> None:
         if options["plan"] or options["sql"]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from ... import api, conf
+from ... import api, conf, history
 from ..base import OpsCommand
 from ..fleet import add_fleet_arguments, fleet_selection, is_fleet
 
@@ -36,6 +36,7 @@ class Command(OpsCommand):
         # crash; whatever the labels asked for, as no file says whose it is.
         unknown = api.unknown_revisions(database=database)
         post = api.post_deploy()
+        recorded = history.status(database)
         if options["plan"]:
             entries = api.showplan(labels, database=database)
             if not entries and not unknown:
@@ -45,6 +46,7 @@ class Command(OpsCommand):
                 line = f"{mark}  {entry.migration.full_name}"
                 if entry.migration.full_name in post:
                     line += " (post)"
+                line += self._recorded(recorded.get(entry.migration.full_name), options)
                 if options["verbosity"] >= 2 and entry.depends_on:
                     line += f" ... (depends on {', '.join(entry.depends_on)})"
                 self.stdout.write(line)
@@ -58,7 +60,8 @@ class Command(OpsCommand):
             for name, applied in migrations:
                 mark = "[X]" if applied else "[ ]"
                 phase = " (post)" if f"{label}.{name}" in post else ""
-                self.stdout.write(f" {mark} {name}{phase}")
+                found = recorded.get(f"{label}.{name}") if applied else None
+                self.stdout.write(f" {mark} {name}{phase}{self._recorded(found, options)}")
         if unknown:
             self.stdout.write("(unknown recorded revisions)", self.style.MIGRATE_LABEL)
             for revision in unknown:
@@ -87,6 +90,16 @@ class Command(OpsCommand):
                 self.stdout.write(f"  {label}: at head")
         elapsed = time.perf_counter() - started
         self.stdout.write(report.show_summary(len(states), behind, elapsed))
+
+    def _recorded(self, found: history.Status | None, options: dict[str, Any]) -> str:
+        """`` (changed)`` and, at ``-v 2``, when it was applied (from the history table)."""
+        if found is None:
+            return ""
+        text = " (changed)" if found.changed else ""
+        if options["verbosity"] >= 2:
+            when = found.entry.applied_at.strftime("%Y-%m-%d %H:%M:%S")
+            text += f" (applied at {when} UTC, {found.entry.duration:.2f}s, on {found.entry.host})"
+        return text
 
     def _unknown(self, revision: str) -> str:
         table = conf.get().VERSION_TABLE
