@@ -64,7 +64,7 @@ class OpsMigration:
     def phase(self) -> str:
         """``"pre"`` (the default) or ``"post"``: when in a deploy the migration runs.
 
-        Validated when the scripts are loaded (see :func:`_check_phase`).
+        Validated when the scripts are loaded: any other value is a one-line error.
         """
         return str(getattr(self.script.module, "phase", "pre"))
 

@@ -49,6 +49,7 @@ class Command(OpsCommand):
         parser.add_argument(
             "--phase",
             choices=["pre", "post"],
+            metavar="{pre,post}",
             help="Deploys: 'pre' applies only pre-deploy migrations (before the new code "
             "starts), 'post' the rest (after the old code is gone).",
         )
