@@ -178,6 +178,7 @@ def test_view_function_trigger_create_check_replace_zero(pg_project: Project) ->
     write_env(project, "shop", entities(threshold=10))
     out, script = autogenerate("shop", "postgres")
     assert out.count("\n    - ") == 1 and "- Replace view public.shop_big_sale" in out, out
+    assert "/0003_replace_shop_big_sale.py\n" in out
     assert "op.replace_entity(public_shop_big_sale)" in script
     assert query("postgres", "SELECT total FROM shop_big_sale ORDER BY total") == [(150,)]
     execute("INSERT INTO shop_order (total, note) VALUES (50, 'mid')")
@@ -312,6 +313,7 @@ def test_enum_gains_a_value(pg_project: Project) -> None:
     write_env(project, "shop", STATUS_METADATA.format(values="'new', 'paid', 'shipped'"))
     out, script = autogenerate("shop", "postgres")
     assert out.count("\n    - ") == 1 and "- Add 'shipped' to enum public.shop_status" in out
+    assert "/0002_alter_shop_status.py\n" in out
     assert "op.add_enum_value(" in script and "op.sync_enum_values(" in script
     assert "from alembic_postgresql_enum import TableReference" in script
     assert enum_values("shop_status") == ["new", "paid", "shipped"]
