@@ -46,7 +46,9 @@ class Command(OpsCommand):
                 line = f"{mark}  {entry.migration.full_name}"
                 if entry.migration.full_name in post:
                     line += " (post)"
-                line += self._recorded(recorded.get(entry.migration.full_name), options)
+                # As Django's --plan: dependencies at -v 2, not when applied.
+                found = recorded.get(entry.migration.full_name)
+                line += " (changed)" if found is not None and found.changed else ""
                 if options["verbosity"] >= 2 and entry.depends_on:
                     line += f" ... (depends on {', '.join(entry.depends_on)})"
                 self.stdout.write(line)
@@ -92,7 +94,10 @@ class Command(OpsCommand):
         self.stdout.write(report.show_summary(len(states), behind, elapsed))
 
     def _recorded(self, found: history.Status | None, options: dict[str, Any]) -> str:
-        """`` (changed)`` and, at ``-v 2``, when it was applied (from the history table)."""
+        """`` (changed)`` and, at ``-v 2``, when it was applied (from the history table).
+
+        At ``-v 2`` Django's ``showmigrations`` shows when each was applied too.
+        """
         if found is None:
             return ""
         text = " (changed)" if found.changed else ""
