@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from django.test import override_settings
 
-from django_alembic_ops import history
+from django_alembic_ops import conf, history
 
 from .conftest import Project, one_table, query, run, run_error, table_names
 
@@ -220,3 +221,26 @@ def test_checksum_ignores_formatting_not_code() -> None:
     same = "# c\nlint_ignore = ['x']\ndef upgrade():\n    op.drop_table(\n        'a'\n    )\n"
     assert history.checksum_source(base) == history.checksum_source(same)
     assert history.checksum_source(base) != history.checksum_source(base.replace('"a"', '"b"'))
+
+
+def test_one_transaction_for_the_run_records_all_or_nothing(project: Project, alias: str) -> None:
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    project.script(
+        "shop", "0002_b", revision="s2", down="s1", upgrade='op.execute("SELECT * FROM nope")'
+    )
+    with override_settings(ALEMBIC_OPS={"TRANSACTION_PER_MIGRATION": False}):
+        conf.get.cache_clear()
+        run_error("opsmigrate", database=alias)
+        assert TABLE not in table_names(alias)  # 0001_initial was rolled back with 0002_b
+        project.script("shop", "0002_b", revision="s2", down="s1", **one_table("shop_b"))
+        run("opsmigrate", database=alias)
+    conf.get.cache_clear()
+    assert [(row[0], row[2]) for row in rows(alias)] == [("apply", "s1"), ("apply", "s2")]
+
+
+def test_fake_apply_is_a_fake_event(shop: Project, alias: str) -> None:
+    run("opsmigrate", "shop", "0001", database=alias)
+    run("opsmigrate", "shop", "0002", "--fake", database=alias)
+    assert [(row[0], row[2]) for row in rows(alias)] == [("apply", "s1"), ("fake", "s2")]
+    assert "shop_b" not in table_names(alias)
