@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # path need no more than the table's name.
 
 TABLE = "alembic_ops_history"
+#: PostgreSQL's sequence behind its ``id`` column (``SERIAL``).
+ID_SEQUENCE = f"{TABLE}_id_seq"
 
 APPLY, UNAPPLY, FAKE = "apply", "unapply", "fake"
 

@@ -246,7 +246,8 @@ def _reflect_schema(inspector: sa.engine.Inspector, schema: str | None, found: S
             definition = inspector.get_view_definition(view, schema)
             found[f"materialized view {prefix}{view}"] = {"definition": _words(definition)}
         for sequence in inspector.get_sequence_names(schema):
-            found[f"sequence {prefix}{sequence}"] = {}
+            if sequence != history.ID_SEQUENCE:  # the history table's, ours like it
+                found[f"sequence {prefix}{sequence}"] = {}
 
 
 def reflect(database: str = DEFAULT_DB_ALIAS) -> Schema:
