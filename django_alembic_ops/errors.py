@@ -76,3 +76,7 @@ class WriteError(OpsError):
 
 class FleetError(OpsError):
     """A fleet that cannot run as asked: ``TENANTS``, ``TENANT_APPS``, tenant names, options."""
+
+
+class ChangedMigration(OpsError):
+    """An applied script whose code changed since (its checksum in ``alembic_ops_history``)."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from .errors import OpsError
+from .errors import ChangedMigration
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -42,10 +42,6 @@ TABLE = "alembic_ops_history"
 ID_SEQUENCE = f"{TABLE}_id_seq"
 
 APPLY, UNAPPLY, FAKE = "apply", "unapply", "fake"
-
-
-class ChangedMigration(OpsError):
-    """An applied script whose code differs from the code that was applied."""
 
 
 def table(schema: str | None = None) -> sa.Table:
@@ -221,7 +217,8 @@ def status(alias: str) -> dict[str, Status]:
 def check_unchanged(alias: str) -> None:
     """Refuse when an applied script's code changed since it was applied.
 
-    :raises ChangedMigration: naming them, and the way to accept the change.
+    :raises ~django_alembic_ops.errors.ChangedMigration: naming them, and the way to
+        accept the change.
     """
     found, last = _scan(alias)
     changed = [status.migration for status in found.values() if status.changed]
