@@ -519,17 +519,25 @@ class DjangoMigrationContext(MigrationContext):
             event = "apply_start" if step.forward else "unapply_start"
             self.ops_progress(event, step.migration, self.ops_fake, None)
 
+    def ensure_history(self) -> None:
+        """Create the history table if missing (a database migrated before it existed).
+
+        Checked once per run, at the first step's start, in its transaction:
+        before the script, which may ``SET ROLE`` (the table would be that
+        role's).
+        """
+        assert self.connection is not None
+        if not self.ops_history_ready:
+            history.ensure(self.connection, self.opts.get("version_table_schema"))
+            self.ops_history_ready = True
+
     def record_history(self, step: Step, fake: bool) -> None:
         """Add the step's event to the history table, in the step's transaction.
 
-        So the event exists iff the migration committed; the table is created
-        here (once per run) in a database migrated before it existed.
+        So the event exists iff the migration committed.
         """
         assert self.ops_current is not None and self.connection is not None
         schema = self.opts.get("version_table_schema")
-        if not self.ops_history_ready:
-            history.ensure(self.connection, schema)
-            self.ops_history_ready = True
         # Unapplied, faked or not, it is no longer applied.
         event = (history.FAKE if fake else history.APPLY) if step.forward else history.UNAPPLY
         elapsed = time.perf_counter() - self.ops_current[1]
@@ -567,6 +575,8 @@ def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> Revi
 
     @functools.wraps(original)  # Alembic names the step after the function
     def migration_fn(**kw: Any) -> None:
+        # Before the step starts: not one of the statements a failure names.
+        context.ensure_history()
         context.step_started(step)
         if not fake:
             try:
