@@ -424,13 +424,21 @@ def _describe_one(op: ops.MigrateOperation) -> Iterable[str]:
         yield _plugin_change(op)
 
 
+def _entity_name(entity: Any) -> str:
+    """``public.shop_big_sale``; a grant's ``public.shop_order.reader.SELECT``."""
+    signature = str(entity.signature)
+    if ": " in signature:  # PGGrantTable's signature is its identity
+        return signature.split(": ", 1)[1]
+    return f"{entity.schema}.{signature}"
+
+
 def _entity_words(entity: Any) -> str:
     """``view public.shop_big_sale``: an alembic_utils entity in words."""
     try:
         kind = str(entity.type_).replace("_", " ")
     except NotImplementedError:
         kind = "entity"
-    name = f"{entity.schema}.{entity.signature}"
+    name = _entity_name(entity)
     on_entity = getattr(entity, "on_entity", None)
     return f"{kind} {name} on {on_entity}" if on_entity else f"{kind} {name}"
 
@@ -469,7 +477,8 @@ def _plugin_fragment(op: ops.MigrateOperation) -> str | None:
     """A file name fragment for a plugin's operation, as for a model's."""
     cls = type(op)
     if cls.__module__.startswith("alembic_utils.") and cls.__name__ in _ENTITY_VERBS:
-        name = str(getattr(op, "target").signature).split("(")[0].strip()  # noqa: B009
+        # Without its schema and a function's arguments: shop_upper_note.
+        name = _entity_name(getattr(op, "target")).split(".", 1)[-1].split("(")[0].strip()  # noqa: B009
         prefix = {"CreateOp": "", "DropOp": "delete_"}.get(cls.__name__, "replace_")
         return f"{prefix}{name}"
     if cls.__module__.startswith("alembic_postgresql_enum."):
