@@ -238,6 +238,9 @@ def test_only_the_apps_own_entities_are_compared(pg_project: Project) -> None:
     assert "- Create function public.shop_upper_note()" in out
     for other in ("blog_", "shop_manual", "- Drop"):
         assert other not in out, out
+    # What alembic_utils tried while comparing was rolled back.
+    assert pg_objects()["views"] == {"blog_recent", "shop_manual"}
+    assert pg_objects()["functions"] == {"blog_one", "shop_manual_fn"}
     autogenerate("shop", "postgres")
     assert_no_changes("shop", "postgres")
 
