@@ -92,16 +92,28 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(project: Project, pg_alias: str) -> Iterator[Fleet]:
-    """A PostgreSQL fleet: ``TENANT_APPS = ["billing"]``; every other app is shared."""
-    fleet = Fleet(pg_alias, project)
+def fleet_settings() -> Iterator[None]:
+    """``ALEMBIC_OPS`` of a fleet, set before ``project`` and restored after it.
+
+    override_settings restores the settings it found: the project's own
+    override (INSTALLED_APPS, re-entered at each ``project.app()``) must be
+    entered and left inside this one, or leaving it brings these back for
+    every later test.
+    """
     settings = {"TENANTS": "tests.test_fleet.tenant_list", "TENANT_APPS": ["billing"]}
     with override_settings(ALEMBIC_OPS=settings):
-        try:
-            yield fleet
-        finally:
-            TENANTS.clear()
-            fleet.drop_schemas()
+        yield
+
+
+@pytest.fixture
+def fleet(fleet_settings: None, project: Project, pg_alias: str) -> Iterator[Fleet]:
+    """A PostgreSQL fleet: ``TENANT_APPS = ["billing"]``; every other app is shared."""
+    fleet = Fleet(pg_alias, project)
+    try:
+        yield fleet
+    finally:
+        TENANTS.clear()
+        fleet.drop_schemas()
 
 
 def run_fleet(*args: str, **options: Any) -> tuple[str, str | None]:
