@@ -140,7 +140,7 @@ def record(
             "revision": migration.revision,
             "name": migration.name,
             "checksum": checksum(migration),
-            "applied_at": datetime.datetime.now(datetime.UTC).replace(tzinfo=None),
+            "applied_at": datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None),
             "duration": duration,
             "host": socket.gethostname(),
         },
