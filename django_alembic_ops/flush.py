@@ -170,36 +170,6 @@ def including_ops_tables(connection: BaseDatabaseWrapper) -> Iterator[None]:
         del connection.ops.sql_flush
 
 
-#: On a Django connection: (its DBAPI connection, {query text: prepared statement name}).
-_PREPARED_QUERIES = "_django_alembic_ops_prepared"
-
-
-def _execute_prepared(connection: BaseDatabaseWrapper, cursor: Any, sql: str) -> None:
-    """Run ``sql`` (no parameters) as a statement PostgreSQL planned once per session.
-
-    The query runs at every flush with the same text, and planning it (one
-    subquery per ops table) costs more than running it: ~5 ms for 100 tables.
-    Django's cursors bind on the client, so the driver never prepares it.
-    """
-    raw = connection.connection
-    known = getattr(connection, _PREPARED_QUERIES, None)
-    if known is None or known[0] is not raw:  # a new session has none yet
-        known = (raw, {})
-        setattr(connection, _PREPARED_QUERIES, known)
-    names: dict[str, str] = known[1]
-    name = names.get(sql)
-    if name is None:
-        name = f"django_alembic_ops_flush_{len(names)}"
-        cursor.execute(f"PREPARE {name} AS {sql}")
-        names[sql] = name
-    cursor.execute(f"EXECUTE {name}")
-
-
-def _literal(name: str) -> str:
-    """A table name as a SQL string literal."""
-    return "'" + name.replace("'", "''") + "'"
-
-
 def _pg_needing_truncate(
     connection: BaseDatabaseWrapper, ops: Sequence[str], django_tables: Sequence[str]
 ) -> list[str]:
@@ -207,30 +177,27 @@ def _pg_needing_truncate(
 
     ``TRUNCATE`` gives every table and index new files, empty or not (about
     1.5 ms a table here), so emptying every ops table would cost more than the
-    rest of the flush. An empty table needs no emptying; it must still be
-    named when it references a table that is truncated (PostgreSQL refuses
-    otherwise). Two catalog-sized queries, one round trip each.
+    rest of the flush. A table whose main file has no page has no row (a row
+    written, even uncommitted, extends it; a ``TRUNCATE`` empties it), so the
+    file size answers without reading the table or planning a query over
+    every table. An empty table must still be named when it references a
+    table that is truncated (PostgreSQL refuses otherwise). One round trip.
     """
-    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        _execute_prepared(
-            connection,
-            cursor,
-            " UNION ALL ".join(
-                f"SELECT {_literal(table)} WHERE EXISTS (SELECT 1 FROM {quote(table)})"
-                for table in ops
-            ),
-        )
-        chosen = {row[0] for row in cursor.fetchall()}
         cursor.execute(
-            "SELECT c.relname, r.relname FROM pg_catalog.pg_constraint k "
-            "JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
-            "JOIN pg_catalog.pg_class r ON r.oid = k.confrelid "
-            "WHERE k.contype = 'f' AND c.relname = ANY(%s) "
-            "AND pg_catalog.pg_table_is_visible(c.oid) AND pg_catalog.pg_table_is_visible(r.oid)",
+            # A partitioned table keeps its rows in its partitions: always named.
+            "SELECT c.relname, c.relkind = 'p' OR pg_catalog.pg_relation_size(c.oid) > 0, "
+            "r.relname "
+            "FROM pg_catalog.pg_class c "
+            "LEFT JOIN pg_catalog.pg_constraint k ON k.conrelid = c.oid AND k.contype = 'f' "
+            "LEFT JOIN pg_catalog.pg_class r ON r.oid = k.confrelid "
+            "WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p') "
+            "AND pg_catalog.pg_table_is_visible(c.oid)",
             [list(ops)],
         )
-        references = cursor.fetchall()
+        found = cursor.fetchall()
+    chosen = {table for table, has_pages, _ in found if has_pages}
+    references = [(table, referenced) for table, _, referenced in found if referenced]
     truncated = chosen | set(django_tables)
     grew = True
     while grew:  # every table referencing a truncated one is truncated too
