@@ -479,3 +479,21 @@ def shop_schema(alias: str) -> dict[str, Any]:
                 [table],
             )
     return {"tables": tables, "views": views}
+
+
+#: ``manage.py`` of the throw-away projects that subprocess tests write.
+MANAGE_PY = (
+    "import os, sys\n"
+    "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
+    "from django.core.management import execute_from_command_line\n"
+    "execute_from_command_line(sys.argv)\n"
+)
+
+
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    """A project on disk for subprocess tests: ``manage.py`` and ``files`` (path: dedented text)."""
+    for name, text in {"manage.py": MANAGE_PY, **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +36,7 @@ from .conftest import (
     run,
     server_database,
     server_execute,
+    write_project,
 )
 from .test_test_databases import run_in
 
@@ -369,12 +369,6 @@ class FlushTests(TransactionTestCase):
 def make_project(root: Path, databases: str) -> Path:
     files = {
         "settings.py": SETTINGS.replace("{DATABASES}", databases),
-        "manage.py": (
-            "import os, sys\n"
-            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
-            "from django.core.management import execute_from_command_line\n"
-            "execute_from_command_line(sys.argv)\n"
-        ),
         "pytest.ini": "[pytest]\nDJANGO_SETTINGS_MODULE = settings\n",
         "shop/__init__.py": "",
         "shop/models.py": MODELS,
@@ -383,11 +377,7 @@ def make_project(root: Path, databases: str) -> Path:
         "shop/tests.py": DJANGO_TESTS,
         "test_flush_between_tests.py": PYTEST_TESTS,
     }
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
+    return write_project(root, files)
 
 
 def pytest_in(root: Path, *args: str) -> Any:

@@ -19,7 +19,7 @@ from typing import cast
 
 import pytest
 
-from .conftest import drop_server_databases, server_database
+from .conftest import drop_server_databases, server_database, write_project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,12 +95,6 @@ def make_project(root: Path, databases: str, extra: dict[str, str] | None = None
     """The project; ``extra`` adds or replaces files, by path."""
     files = {
         "settings.py": SETTINGS.replace("{DATABASES}", databases),
-        "manage.py": (
-            "import os, sys\n"
-            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
-            "from django.core.management import execute_from_command_line\n"
-            "execute_from_command_line(sys.argv)\n"
-        ),
         "pytest.ini": "[pytest]\nDJANGO_SETTINGS_MODULE = settings\n",
         "shop/__init__.py": "",
         "shop/models.py": MODELS,
@@ -110,11 +104,7 @@ def make_project(root: Path, databases: str, extra: dict[str, str] | None = None
         "test_things.py": PYTEST_TEST,
         **(extra or {}),
     }
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
+    return write_project(root, files)
 
 
 def run_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
