@@ -98,13 +98,16 @@ fi
 #   installed, so Django, SQLAlchemy and --sql all take psycopg2 (SQLite and
 #   PostgreSQL only: no mysqlclient there, MariaDB's tests skip);
 # - "newest": the newest Django (6.x needs Python 3.12+) on psycopg 3.
-# Interpreters come from PATH or pyenv's versions folder.
+# Interpreters come from pyenv's versions folder or PATH. A candidate must
+# actually run: a pyenv shim on PATH exists for every installed version but
+# fails ("pyenv: python3.10: command not found") unless that version is
+# selected, which is how CI's first run of this leg died with exit 127.
 find_python() {
     local candidate
-    for candidate in "$(command -v "python$1" || true)" \
-        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1" \
-        /root/.pyenv/versions/"$1".*/bin/"python$1"; do
-        if [[ -n $candidate && -x $candidate ]]; then
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1" \
+        /root/.pyenv/versions/"$1".*/bin/"python$1" \
+        "$(command -v "python$1" || true)"; do
+        if [[ -n $candidate && -x $candidate ]] && "$candidate" -c '' 2>/dev/null; then
             echo "$candidate"
             return 0
         fi
