@@ -7,9 +7,9 @@
 #
 #   bash scripts/test.sh [pytest args...]
 #
-# With $CI set, a PostgreSQL or MariaDB that cannot be started is an error (and
-# the suite itself fails rather than skips their tests); locally it is only a
-# warning.
+# With $CI set, a PostgreSQL, MariaDB or Redis (the Celery tests' broker) that
+# cannot be started is an error (and the suite itself fails rather than skips
+# their tests); locally it is only a warning.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,6 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # script exits, however it exits; one that was already running is left.
 pg_started=$(mktemp -t ops-pg-started.XXXXXX)
 my_started=$(mktemp -t ops-my-started.XXXXXX)
+redis_started=$(mktemp -t ops-redis-started.XXXXXX)
 stop_servers() {
     { set +x; } 2>/dev/null
     local dir
@@ -26,6 +27,9 @@ stop_servers() {
     dir=$(cat "$my_started" 2>/dev/null || true)
     rm -f "$my_started"
     if [[ -n $dir ]]; then bash scripts/start-mariadb.sh --stop "$dir" || true; fi
+    dir=$(cat "$redis_started" 2>/dev/null || true)
+    rm -f "$redis_started"
+    if [[ -n $dir ]]; then bash scripts/start-redis.sh --stop "$dir" || true; fi
 }
 trap stop_servers EXIT
 trap 'exit 130' INT TERM  # exit, so that the EXIT trap runs
@@ -60,6 +64,21 @@ else
 fi
 if [[ -n ${CI:-} ]]; then
     export OPS_REQUIRE_MYSQL=1
+fi
+
+# Redis likewise: the broker and result backend of the Celery fleet tests.
+if OPS_REDIS_STARTED_FILE=$redis_started bash scripts/start-redis.sh; then
+    . ./.redisenv
+elif [[ -n ${CI:-} ]]; then
+    echo "test.sh: *** ERROR: could not start Redis, and CI is set: failing. ***" >&2
+    exit 1
+else
+    echo "" >&2
+    echo "test.sh: *** WARNING: could not start Redis; the Celery tests will be SKIPPED. ***" >&2
+    echo "" >&2
+fi
+if [[ -n ${CI:-} ]]; then
+    export OPS_REQUIRE_CELERY=1
 fi
 
 # Own venv, so nothing depends on (or pollutes) the machine's Python.
@@ -133,7 +152,8 @@ $low/pip install -q -e . $lower_bounds psycopg2-binary 'pytest>=8' 'pytest-djang
     'pytest-xdist>=3' </dev/null
 $low/pip uninstall -q -y psycopg psycopg-binary psycopg-c </dev/null 2>/dev/null || true
 $low/python -c 'import django, importlib.util as u; assert django.VERSION[:3] == (4, 2, 0); assert not u.find_spec("psycopg")'
-OPS_TEST_MYSQL_PORT='' OPS_REQUIRE_MYSQL='' $low/pytest -n 2 "$@"
+# (No Celery either: the base dependencies only, so its tests skip.)
+OPS_TEST_MYSQL_PORT='' OPS_REQUIRE_MYSQL='' OPS_REQUIRE_CELERY='' $low/pytest -n 2 "$@"
 
 if [[ -z $python_newest ]]; then
     { set +x; } 2>/dev/null
