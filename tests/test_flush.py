@@ -156,6 +156,48 @@ def test_postgresql_truncates_only_ops_tables_with_rows_and_their_referrers(
     assert count(pg_alias, "shop_full") == 0
 
 
+def test_postgresql_deletes_from_ops_tables_with_no_trigger(
+    project: Project, pg_alias: str
+) -> None:
+    """A table with rows and no trigger or rule (so no foreign key either way) is
+    emptied by DELETE, a fraction of TRUNCATE's cost; one with a trigger, or a
+    foreign key, is truncated (a DELETE would fire the trigger)."""
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_initial",
+        revision="e1",
+        upgrade="""
+            op.create_table("shop_alone", sa.Column("id", sa.Integer, primary_key=True))
+            op.create_table("shop_watched", sa.Column("id", sa.Integer, primary_key=True))
+            op.create_table("shop_log", sa.Column("id", sa.Integer))
+            op.execute(
+                "CREATE FUNCTION shop_log_delete() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN INSERT INTO shop_log VALUES (OLD.id); RETURN OLD; END $$"
+            )
+            op.execute(
+                "CREATE TRIGGER shop_watched_delete AFTER DELETE ON shop_watched "
+                "FOR EACH ROW EXECUTE FUNCTION shop_log_delete()"
+            )
+        """,
+    )
+    run("opsmigrate", database=pg_alias)
+    for table in ("shop_alone", "shop_watched"):
+        query(pg_alias, f"INSERT INTO {table} (id) VALUES (1) RETURNING id")
+    connection = connections[pg_alias]
+    with flush.including_ops_tables(connection):
+        statements = sql_flush(no_style(), connection, reset_sequences=False)
+    truncate = next(s for s in statements if s.startswith("TRUNCATE"))
+    assert '"shop_watched"' in truncate and '"shop_alone"' not in truncate
+    assert 'DELETE FROM "shop_alone";' in statements
+    assert '"shop_log"' not in " ".join(statements)  # empty: left alone
+    run("flush", interactive=False, database=pg_alias, verbosity=0)
+    assert [count(pg_alias, t) for t in ("shop_alone", "shop_watched", "shop_log")] == [0, 0, 0]
+    with flush.including_ops_tables(connection):
+        statements = sql_flush(no_style(), connection, reset_sequences=True)
+    assert not any(s.startswith("DELETE") for s in statements)  # RESTART IDENTITY: all truncated
+
+
 def test_flush_leaves_extension_and_foreign_tables_alone(project: Project, pg_alias: str) -> None:
     """In a PostgreSQL test database, a table an extension owns (PostGIS's
     spatial_ref_sys) and a foreign table did not come from the migrations."""
