@@ -286,10 +286,11 @@ def migrate_fleet(
     tenant: Sequence[str] = (),
     all_databases: bool = False,
     database: str = DEFAULT_DB_ALIAS,
-    jobs: int = 1,
+    jobs: int | None = None,
     canary: int = 0,
     max_failures: int = 1,
     fake: bool = False,
+    executor: str = "local",
     on_result: Callable[[fleet.TargetResult], None] | None = None,
     on_targets: Callable[[list[fleet.FleetTarget]], None] | None = None,
 ) -> list[fleet.TargetResult]:
@@ -303,11 +304,17 @@ def migrate_fleet(
     :param tenant: only these tenants (schema names); implies ``tenants``.
     :param all_databases: every alias in ``DATABASES``; without ``tenants``
         each one is migrated whole.
-    :param jobs: worker processes (1: in this process).
+    :param jobs: worker processes (default 1: in this process); with
+        ``executor="celery"``, targets in flight at once (default: the total
+        concurrency of the workers that answer).
     :param canary: migrate the first ``canary`` targets alone, the others only
         if they all succeeded.
     :param max_failures: start no new target after this many failures.
     :param fake: record the migrations without running them.
+    :param executor: ``"local"`` (this process, or ``jobs`` worker processes)
+        or ``"celery"``: each target is the task
+        ``django_alembic_ops.tasks.migrate_target`` on the Celery workers of
+        ``ALEMBIC_OPS["CELERY_APP"]`` (extra ``django-alembic-ops[celery]``).
     :param on_result: called with each target's result as it arrives.
     :param on_targets: called with the targets once they are known, before
         any starts.
@@ -330,6 +337,7 @@ def migrate_fleet(
         jobs=jobs,
         canary=canary,
         max_failures=max_failures,
+        executor=executor,
         on_result=on_result,
         on_targets=on_targets,
     )

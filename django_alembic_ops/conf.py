@@ -25,6 +25,9 @@ DEFAULTS: dict[str, tuple[Any, type | tuple[type, ...]]] = {
     # tenant schemas; its value is checked by the system checks (E004).
     "TENANTS": (None, object),
     "TENANT_APPS": ([], (list, tuple)),
+    # opsmigrate --executor celery: a dotted path to the Celery app (or the
+    # app itself); None: Celery's current app.
+    "CELERY_APP": (None, object),
 }
 
 #: ``TENANTS`` as a callable: it returns schema names (on the default alias),
@@ -44,6 +47,7 @@ class OpsSettings:
     LOCK_TIMEOUT: float
     TENANTS: str | TenantsCallable | None
     TENANT_APPS: Sequence[str]
+    CELERY_APP: Any
 
 
 def raw_setting() -> Any:

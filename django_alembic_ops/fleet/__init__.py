@@ -3,14 +3,17 @@
 :func:`migrate_fleet` resolves the targets (:mod:`.targets`), finds those
 already at head before any worker starts (:mod:`.scan`), then runs the others
 — each database's shared target first, then ``canary`` targets alone, then
-the rest — on an executor (:mod:`.local`), starting no new target after
+the rest — on an executor (:mod:`.local`: this process or a pool of worker
+processes; :mod:`.celery`: Celery workers), starting no new target after
 ``max_failures`` failures. A re-run does only what is still behind.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import DEFAULT_DB_ALIAS
 
@@ -22,6 +25,12 @@ from .apply import AT_HEAD, FAILED, MIGRATED, NOT_STARTED, TargetResult, target_
 from .local import LocalExecutor
 from .scan import HeadCheck, recorded_heads
 from .targets import DATABASE, SHARED, TENANT, FleetJob, FleetTarget, resolve
+
+if TYPE_CHECKING:
+    from .celery import CeleryExecutor
+
+#: The executors ``--executor`` names.
+EXECUTORS = ("local", "celery")
 
 __all__ = [
     "AT_HEAD",
@@ -47,9 +56,10 @@ def migrate_fleet(
     names: Sequence[str] = (),
     all_databases: bool = False,
     database: str = DEFAULT_DB_ALIAS,
-    jobs: int = 1,
+    jobs: int | None = None,
     canary: int = 0,
     max_failures: int = 1,
+    executor: str = "local",
     on_result: Callable[[TargetResult], None] | None = None,
     on_targets: Callable[[list[FleetTarget]], None] | None = None,
 ) -> list[TargetResult]:
@@ -58,8 +68,12 @@ def migrate_fleet(
     See :func:`django_alembic_ops.api.migrate_fleet` for the parameters;
     ``on_targets`` gets the targets once they are known, before any starts.
     """
-    if jobs < 1 or canary < 0 or max_failures < 1:
+    if (jobs is not None and jobs < 1) or canary < 0 or max_failures < 1:
         raise FleetError("--jobs and --max-failures must be at least 1, --canary at least 0.")
+    if executor not in EXECUTORS:
+        raise FleetError(f"Unknown fleet executor {executor!r}; use 'local' or 'celery'.")
+    # A missing Celery or a wrong CELERY_APP: said before anything starts.
+    celery = _celery_executor(jobs) if executor == "celery" else None
     if job.app_label is not None:
         discovery.require_ops_app(job.app_label)
     targets = resolve(tenants=tenants, names=names, all_databases=all_databases, database=database)
@@ -82,7 +96,15 @@ def migrate_fleet(
             behind.append(target)
     if behind:
         _validate(job)  # bad names or scripts: one line, before any target starts
-        _run(behind, job, jobs, canary, max_failures, results, report)
+        _run(
+            behind,
+            job,
+            celery or LocalExecutor(min(jobs or 1, len(behind))),
+            canary,
+            max_failures,
+            results,
+            report,
+        )
     for target in targets:
         if target not in results:
             report(TargetResult(target, NOT_STARTED, fake=job.fake))
@@ -97,10 +119,21 @@ def _validate(job: FleetJob) -> None:
         naming.resolve(scripts, job.app_label, job.migration)
 
 
+def _celery_executor(jobs: int | None) -> CeleryExecutor:
+    if importlib.util.find_spec("celery") is None:
+        raise FleetError(
+            "--executor celery needs Celery: pip install 'django-alembic-ops[celery]' "
+            "(or use --executor local)."
+        )
+    from .celery import CeleryExecutor
+
+    return CeleryExecutor(jobs)
+
+
 def _run(
     behind: list[FleetTarget],
     job: FleetJob,
-    jobs: int,
+    runner: LocalExecutor | CeleryExecutor,
     canary: int,
     max_failures: int,
     results: dict[FleetTarget, TargetResult],
@@ -118,17 +151,17 @@ def _run(
 
     shared = [target for target in behind if target.kind == SHARED]
     rest = [target for target in behind if target.kind != SHARED]
-    with LocalExecutor(min(jobs, len(behind))) as local:
+    with runner as workers:
         # Each database's shared apps first: its tenants' tables may refer to them.
-        local.run(shared, job, keep_going=keep_going, on_result=counted)
+        workers.run(shared, job, keep_going=keep_going, on_result=counted)
         # A database whose shared apps failed gets no tenant started.
         blocked = {target.alias for target in shared if not _succeeded(results, target)}
         rest = [target for target in rest if target.alias not in blocked]
         canaries, others = rest[:canary], rest[canary:]
-        local.run(canaries, job, keep_going=keep_going, on_result=counted)
+        workers.run(canaries, job, keep_going=keep_going, on_result=counted)
         if not all(_succeeded(results, target) for target in canaries):
             return  # a canary failed (or was not started): touch no other target
-        local.run(others, job, keep_going=keep_going, on_result=counted)
+        workers.run(others, job, keep_going=keep_going, on_result=counted)
 
 
 def _succeeded(results: dict[FleetTarget, TargetResult], target: FleetTarget) -> bool:

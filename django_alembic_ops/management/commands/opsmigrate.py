@@ -57,8 +57,16 @@ class Command(OpsCommand):
         parser.add_argument(
             "--jobs",
             type=int,
-            default=1,
-            help="Fleets: worker processes, each migrating many targets (default 1).",
+            help="Fleets: worker processes, each migrating many targets (default 1); with "
+            "--executor celery, targets in flight at once (default: the workers' total "
+            "concurrency).",
+        )
+        parser.add_argument(
+            "--executor",
+            choices=["local", "celery"],
+            default="local",
+            help="Fleets: 'local' runs targets here (--jobs worker processes); 'celery' sends "
+            "each to the Celery workers of ALEMBIC_OPS['CELERY_APP'] (default local).",
         )
         parser.add_argument(
             "--canary",
@@ -90,10 +98,14 @@ class Command(OpsCommand):
         if is_fleet(options):
             self._fleet(app_label, name, options)
             return
-        if options["jobs"] != 1 or options["canary"] or options["max_failures"] != 1:
+        if options["jobs"] not in (None, 1) or options["canary"] or options["max_failures"] != 1:
             raise CommandError(
                 "--jobs, --canary and --max-failures run a fleet: add --tenants, --tenant NAME "
                 "or --all-databases."
+            )
+        if options["executor"] != "local":
+            raise CommandError(
+                "--executor runs a fleet: add --tenants, --tenant NAME or --all-databases."
             )
         if name is None and not options["sql"] and state.up_to_date(database, app_label):
             # Nothing to do: answered without importing Alembic or any script.
@@ -198,6 +210,7 @@ class Command(OpsCommand):
             jobs=options["jobs"],
             canary=options["canary"],
             max_failures=options["max_failures"],
+            executor=options["executor"],
             fake=options["fake"],
             on_result=printer.result,
             on_targets=printer.targets,

@@ -1,0 +1,343 @@
+"""Run fleet targets on Celery workers: ``opsmigrate --executor celery``.
+
+Each target is one task, ``django_alembic_ops.tasks.migrate_target``, sent to
+the project's ordinary workers through its broker; the task runs the same
+code as a local worker process (:func:`.apply.migrate_target`), under the
+same per-target lock, so a target is migrated once whoever runs it, and
+returns a small JSON-able dict that this side turns back into a
+:class:`.apply.TargetResult`.
+
+Like the local pool, at most as many targets are in flight as there are
+worker slots (the workers' total concurrency, or ``jobs``), so that no new
+target is sent once the caller says to stop (``--max-failures``).
+
+A worker that dies mid-task (``SIGKILL``, out of memory) leaves no result
+behind: the database rolls its transaction back, and Celery (acknowledging
+a message when its task starts) will not run it again. So that the run
+does not wait forever, the task writes a heartbeat to the result backend
+while it runs; a target whose heartbeat stops is reported failed, nothing
+more is sent, targets sent but not started are revoked, and a re-run does
+the rest (like a broken local pool).
+
+Celery is imported only here and in :mod:`django_alembic_ops.tasks`: only
+when this executor is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from celery import Celery, Task, states
+from celery import current_app as celery_current_app
+from celery.backends.base import DisabledBackend
+from django.utils.module_loading import import_string
+
+from .. import conf
+from ..errors import FleetError
+from .apply import FAILED, TargetResult, migrate_target
+from .targets import FleetJob, FleetTarget
+
+#: The task's name, as workers register it.
+TASK_NAME = "django_alembic_ops.tasks.migrate_target"
+#: How long the workers have to answer (``celery inspect``) before a run starts.
+WORKER_TIMEOUT = 2.0
+#: A running task writes a heartbeat this often ...
+HEARTBEAT_SECONDS = 1.0
+#: ... and its worker is taken for dead after this long without one.
+LOST_AFTER_SECONDS = 10.0
+#: How often results are looked for.
+_POLL_SECONDS = 0.05
+#: A target whose task was revoked gets this long to show that it had started.
+_REVOKE_GRACE_SECONDS = 2.0
+
+
+# -- the worker's side ------------------------------------------------------------------
+
+
+def run_task(task: Task, target: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """The body of the task: migrate one target, with a heartbeat; the result as a dict."""
+    with _heartbeat(task):
+        result = migrate_target(FleetTarget(**target), FleetJob(**job))
+    fields = dataclasses.asdict(result)
+    del fields["target"]  # the sender knows it
+    return fields
+
+
+@contextlib.contextmanager
+def _heartbeat(task: Task) -> Iterator[None]:
+    """``STARTED`` with a growing ``beat`` in the result backend while the task runs.
+
+    A thread of its own, so that a long migration (or a solo pool, which
+    answers no remote control while it runs a task) still beats; the counter,
+    not a time, so that the sender's clock need not agree with the worker's.
+    """
+    task_id = task.request.id
+    if task_id is None:  # called directly, not as a task
+        yield
+        return
+    hostname = task.request.hostname
+    stop = threading.Event()
+
+    def beat(count: int) -> None:
+        # A missed beat (the backend busy a moment) must not fail the migration.
+        with contextlib.suppress(Exception):
+            task.backend.store_result(
+                task_id, {"hostname": hostname, "beat": count}, states.STARTED
+            )
+
+    def beat_until_stopped() -> None:
+        count = 1
+        while not stop.wait(HEARTBEAT_SECONDS):
+            beat(count)
+            count += 1
+
+    beat(0)
+    thread = threading.Thread(target=beat_until_stopped, name="ops-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        # Joined before the task returns: no beat can overwrite its result.
+        stop.set()
+        thread.join()
+
+
+# -- the sender's side ------------------------------------------------------------------
+
+
+def celery_app() -> Celery:
+    """The app of ``ALEMBIC_OPS["CELERY_APP"]``, or Celery's current app.
+
+    :raises FleetError: the setting cannot be imported, or is not a Celery app.
+    """
+    setting = conf.get().CELERY_APP
+    if setting is None:
+        app: Any = celery_current_app._get_current_object()
+    elif isinstance(setting, str):
+        try:
+            app = import_string(setting)
+        except ImportError as exc:
+            raise FleetError(f"ALEMBIC_OPS['CELERY_APP'] cannot be imported: {exc}.") from None
+    else:
+        app = setting
+    if not isinstance(app, Celery):
+        raise FleetError(
+            f"ALEMBIC_OPS['CELERY_APP'] is {setting!r}, not a Celery app; name the app, "
+            "e.g. 'myproject.celery.app'."
+        )
+    return app
+
+
+@dataclasses.dataclass
+class _Sent:
+    """A target whose task is in flight."""
+
+    target: FleetTarget
+    beat: int = -1
+    beat_seen: float = dataclasses.field(default_factory=time.monotonic)
+    hostname: str | None = None
+    revoked: float | None = None  # when it was revoked (sent, never started)
+
+
+class CeleryExecutor:
+    """Migrates targets on Celery workers; ``jobs``: targets in flight at most
+    (default: the total concurrency of the workers that have the task)."""
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = jobs
+        self.app = celery_app()
+        self.window = 0
+        self._lost = False
+        self._unstarted_error: str | None = None  # why revoked targets failed, if they did
+        self._progress = time.monotonic()  # the last result or heartbeat
+
+    def __enter__(self) -> CeleryExecutor:
+        self.window = self.jobs or self._worker_slots()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass
+
+    def _worker_slots(self) -> int:
+        """The workers' total concurrency; a clear error when none would run the task."""
+        app = self.app
+        if isinstance(app.backend, DisabledBackend):
+            raise FleetError(
+                "--executor celery reads each target's result from the Celery result backend, "
+                "and the Celery app has none: set CELERY_RESULT_BACKEND (e.g. the broker's "
+                "Redis URL)."
+            )
+        connection = app.connection_for_write()
+        try:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=WORKER_TIMEOUT)
+        except Exception as exc:
+            hint = (
+                ""
+                if conf.get().CELERY_APP is not None
+                else "; if that is not your app's broker, set ALEMBIC_OPS['CELERY_APP'] "
+                "(e.g. 'myproject.celery.app')"
+            )
+            raise FleetError(
+                f"Cannot reach the Celery broker {_broker(connection)}: "
+                f"{str(exc).rstrip('.')}{hint}."
+            ) from None
+        finally:
+            connection.release()
+        stats = app.control.inspect(timeout=WORKER_TIMEOUT).stats() or {}
+        if not stats:
+            raise FleetError(
+                f"No Celery worker answered within {WORKER_TIMEOUT:g}s on the broker "
+                f"{_broker(connection)}: start workers ('celery -A <your app> worker') and run "
+                "the same command again."
+            )
+        hosts = sorted(stats)
+        registered = (
+            app.control.inspect(
+                destination=hosts, timeout=WORKER_TIMEOUT, limit=len(hosts)
+            ).registered()
+            or {}
+        )
+        ready = [host for host in hosts if TASK_NAME in registered.get(host, ())]
+        if not ready:
+            raise FleetError(
+                f"No Celery worker ({', '.join(hosts)}) has the task '{TASK_NAME}': the Celery "
+                "app must call app.autodiscover_tasks() (or import django_alembic_ops.tasks); "
+                "restart the workers."
+            )
+        return sum(_concurrency(stats[host]) for host in ready)
+
+    def run(
+        self,
+        targets: Sequence[FleetTarget],
+        job: FleetJob,
+        *,
+        keep_going: Callable[[], bool],
+        on_result: Callable[[TargetResult], None],
+    ) -> None:
+        """Migrate ``targets`` in order, sending each only while ``keep_going()``.
+
+        ``on_result`` gets each result as it arrives; targets never started get none.
+        """
+        pending = list(reversed(targets))
+        running: dict[str, _Sent] = {}
+        job_fields = dataclasses.asdict(job)
+        try:
+            while pending or running:
+                while pending and len(running) < self.window and keep_going() and not self._lost:
+                    target = pending.pop()
+                    sent = self.app.send_task(
+                        TASK_NAME, args=(dataclasses.asdict(target), job_fields)
+                    )
+                    running[sent.id] = _Sent(target)
+                if not running:
+                    return
+                time.sleep(_POLL_SECONDS)
+                for task_id in list(running):
+                    result = self._poll(task_id, running[task_id])
+                    if result is not None:
+                        del running[task_id]
+                        self._progress = time.monotonic()
+                        if result.result is not None:
+                            on_result(result.result)
+                if not self._lost and time.monotonic() - self._progress > LOST_AFTER_SECONDS:
+                    self._check_workers(running)
+                if self._lost:
+                    self._revoke_unstarted(running)
+        except FleetError:
+            raise
+        except Exception as exc:  # the broker or result backend went away
+            raise FleetError(
+                f"Lost the Celery broker or result backend during the run ({exc}); "
+                f"{len(running)} target(s) may still be migrating: run the same command again "
+                "when it is back."
+            ) from None
+
+    def _poll(self, task_id: str, sent: _Sent) -> _Done | None:
+        """The task's outcome when it has one (``_Done(None)``: dropped unreported)."""
+        meta = self.app.backend.get_task_meta(task_id)
+        state = meta["status"]
+        target = sent.target
+        if state == states.SUCCESS:
+            self.app.backend.forget(task_id)
+            return _Done(TargetResult(target, **meta["result"]))
+        if state in states.READY_STATES:  # FAILURE, REVOKED: the task itself broke
+            self.app.backend.forget(task_id)
+            exc = meta["result"]
+            error = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else state
+            return _Done(TargetResult(target, FAILED, error=f"the Celery task failed: {error}"))
+        now = time.monotonic()
+        if state == states.STARTED and isinstance(meta["result"], dict):
+            info = meta["result"]
+            sent.hostname = info.get("hostname") or sent.hostname
+            sent.revoked = None  # it started after all: wait for it
+            if info.get("beat") != sent.beat:
+                sent.beat, sent.beat_seen = info.get("beat", -1), now
+                self._progress = now
+            elif now - sent.beat_seen > LOST_AFTER_SECONDS:
+                self._lost = True
+                return _Done(
+                    TargetResult(
+                        target,
+                        FAILED,
+                        error=f"the Celery worker {sent.hostname} stopped while migrating it "
+                        f"(no heartbeat for {LOST_AFTER_SECONDS:g}s); run again",
+                    )
+                )
+        elif sent.revoked is not None and now - sent.revoked > _REVOKE_GRACE_SECONDS:
+            # Revoked before it started: not started (after a lost worker, which
+            # is reported), or failed (no worker at all: say so).
+            if self._unstarted_error is None:
+                return _Done(None)
+            return _Done(TargetResult(target, FAILED, error=self._unstarted_error))
+        return None
+
+    def _check_workers(self, running: dict[str, _Sent]) -> None:
+        """Nothing moved for a while and no task runs: is any worker left?"""
+        self._progress = time.monotonic()
+        if any(sent.beat >= 0 for sent in running.values()):
+            return  # a running task's heartbeat decides about its worker
+        if not self.app.control.ping(timeout=WORKER_TIMEOUT):
+            # Every worker is gone: what is queued will not start.
+            self._lost = True
+            self._unstarted_error = (
+                f"no Celery worker answered for {LOST_AFTER_SECONDS:g}s, so its task was "
+                "revoked; start workers and run again"
+            )
+
+    def _revoke_unstarted(self, running: dict[str, _Sent]) -> None:
+        """After a lost worker: targets sent but not started will not start (a worker
+        that died may hold them); a re-run does them."""
+        unstarted = [
+            task_id for task_id, sent in running.items() if sent.beat < 0 and sent.revoked is None
+        ]
+        if unstarted:
+            self.app.control.revoke(unstarted)
+            now = time.monotonic()
+            for task_id in unstarted:
+                running[task_id].revoked = now
+
+
+@dataclasses.dataclass(frozen=True)
+class _Done:
+    """A task that is over; ``result`` ``None``: it never started (not reported)."""
+
+    result: TargetResult | None
+
+
+def _broker(connection: Any) -> str:
+    """The broker's URL for messages: its password masked (``**``), and no mask
+    where there is none to hide."""
+    uri: str = connection.as_uri()
+    return uri if connection.password else uri.replace(":**@", "@").replace("//@", "//")
+
+
+def _concurrency(stats: dict[str, Any]) -> int:
+    """A worker's process slots, from ``celery inspect stats`` (1 for a solo pool)."""
+    pool = stats.get("pool") or {}
+    value = pool.get("max-concurrency") or 1
+    return int(value)
