@@ -88,7 +88,8 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_disable_prefetch=True,
 )
-app.autodiscover_tasks()
+if os.environ.get("OPS_AUTODISCOVER", "1") == "1":
+    app.autodiscover_tasks()
 """
 
 #: billing.0002: records which worker ran it (libpq's application_name is the
@@ -112,6 +113,23 @@ def downgrade():
 """
 
 
+FAILS_IN_FLEET_1 = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "b0003"
+down_revision = "b0002"
+
+def upgrade():
+    op.execute("INSERT INTO billing_runs (rev) VALUES ('b0003')")
+    if op.get_bind().execute(sa.text("SELECT current_schema()")).scalar() == "fleet_1":
+        raise RuntimeError("bad data in fleet_1")
+
+def downgrade():
+    pass
+"""
+
+
 class CeleryDeploy(FleetDeploy):
     """:class:`FleetDeploy` with a Celery app (``celeryapp.app``) and its workers."""
 
@@ -123,9 +141,10 @@ class CeleryDeploy(FleetDeploy):
         (root / "celeryapp.py").write_text(textwrap.dedent(CELERY_APP))
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
-    def worker(self, name: str) -> subprocess.Popen[bytes]:
+    def worker(self, name: str, *, autodiscover: bool = True) -> subprocess.Popen[bytes]:
         """``celery -A celeryapp worker`` (solo pool: the task runs in this process)."""
         env = {
+            "OPS_AUTODISCOVER": "1" if autodiscover else "0",
             **os.environ,
             "PYTHONPATH": f"{REPO}{os.pathsep}{self.root}",
             "DJANGO_SETTINGS_MODULE": "settings",
@@ -256,6 +275,18 @@ def test_celery_workers_migrate_every_tenant_schema(celery_deploy: CeleryDeploy)
         "Fleet: 7 targets: 7 at head, 0 migrated, 0 failed, 0 not started (T)"
     ]
 
+    # --canary: the canary fails on its worker, and no other target is sent.
+    deploy.script("billing", "0003_fails_in_fleet_1", FAILS_IN_FLEET_1)
+    canary = deploy.run("--executor", "celery", "--canary", "1")
+    assert canary.returncode == 1
+    output = lines(canary.stdout)
+    assert re.fullmatch(
+        r"  fleet_1: FAILED billing\.0003_fails_in_fleet_1: .*bad data in fleet_1.*", output[0]
+    ), output
+    assert output[1:] == ["Fleet: 7 targets: 1 at head, 0 migrated, 1 failed, 5 not started (T)"]
+    for schema in deploy.tenants:
+        assert deploy.heads(schema) == ["b0002"]
+
 
 def test_a_worker_killed_mid_fleet_and_a_rerun_finishes_each_target_once(
     celery_deploy: CeleryDeploy,
@@ -313,6 +344,23 @@ def test_a_worker_killed_mid_fleet_and_a_rerun_finishes_each_target_once(
     assert deploy.workers_of(behind) == {"w2"}
 
 
+def test_workers_without_the_task_are_a_one_line_error(celery_deploy: CeleryDeploy) -> None:
+    celery_deploy.worker("w1", autodiscover=False)
+    celery_deploy.wait_for_workers(1)
+
+    done = celery_deploy.run("--executor", "celery")
+
+    assert done.returncode == 1
+    assert re.fullmatch(
+        r"CommandError: No Celery worker \(w1@\S+\) has the task "
+        r"'django_alembic_ops\.tasks\.migrate_target': the Celery app must call "
+        r"app\.autodiscover_tasks\(\) \(or import django_alembic_ops\.tasks\); restart the "
+        r"workers\.\n",
+        done.stderr,
+    ), done.stderr
+    assert not celery_deploy.query("SELECT to_regclass('public.shop_runs')")[0][0]
+
+
 # -- one-line errors, in process ----------------------------------------------------------
 
 NOT_AN_APP = object()
@@ -330,12 +378,16 @@ def celery_app_setting(request: pytest.FixtureRequest) -> Iterator[Any]:
     dotted path, or ``"no workers"`` / ``"unreachable"`` for an app on a Redis
     without workers / on a port where nothing listens."""
     value = request.param
-    if value not in ("no workers", "unreachable"):
+    if value not in ("no workers", "no backend", "unreachable"):
         yield value
         return
     require_celery()
     if value == "no workers":
         app = _app(request.getfixturevalue("redis_url"))
+    elif value == "no backend":
+        from celery import Celery
+
+        app = Celery("tests", broker=request.getfixturevalue("redis_url"))
     else:
         app = _app("redis://:secret@127.0.0.1:1/0")
     try:
@@ -420,6 +472,14 @@ def test_no_worker_answering_is_a_one_line_error(behind: Fleet, redis_url: str) 
         "('celery -A <your app> worker') and run the same command again."
     )
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("celery_app_setting", ["no backend"], indirect=True)
+def test_an_app_without_a_result_backend_is_a_one_line_error(behind: Fleet) -> None:
+    assert celery_error(behind) == (
+        "--executor celery reads each target's result from the Celery result backend, and the "
+        "Celery app has none: set CELERY_RESULT_BACKEND (e.g. the broker's Redis URL)."
+    )
 
 
 @pytest.mark.parametrize("celery_app_setting", ["unreachable"], indirect=True)

@@ -65,6 +65,7 @@ class Command(OpsCommand):
             "--executor",
             choices=["local", "celery"],
             default="local",
+            metavar="{local,celery}",
             help="Fleets: 'local' runs targets here (--jobs worker processes); 'celery' sends "
             "each to the Celery workers of ALEMBIC_OPS['CELERY_APP'] (default local).",
         )
