@@ -56,7 +56,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from .. import app_env, bridge, conf, discovery, executor, heap, history, state
 from ..errors import OpsError
-from . import defaults, plugins, portable, render, sqlite
+from . import defaults, plugins, portable, render, safe, sqlite
 from .metadata import pg_constraint_name, sql_text
 from .target import AppTarget, app_target
 
@@ -445,8 +445,13 @@ def _hooks(app_label: str) -> app_env.Hooks:
     return app_env.hooks(ops_app) if ops_app.exists else app_env.Hooks()
 
 
-def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
+def compare(
+    app_label: str, *, database: str = DEFAULT_DB_ALIAS, unsafe: bool = False
+) -> Comparison:
     """Compare ``database`` with the target of ``app_label``; render what differs.
+
+    ``upgrade()`` changes existing tables in the forms that are safe on a busy
+    PostgreSQL database (:mod:`.safe`); ``unsafe``: in the plain forms.
 
     :raises NoTarget: the app has neither unmanaged models nor ``target_metadata``.
     :raises DatabaseNotAtHead: the app's ops migrations are not all applied.
@@ -568,9 +573,11 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
         changes = render.describe(upgrade_ops)
         file_name = render.suggested_name(upgrade_ops)
         batch = is_sqlite
+        made_for = [sa_connection.dialect.name]  # the backends the script runs on
         if target.source == "models":
             written = portable.written_types(script_paths)
             schema = portable.portable_schema(backends, target.tables, written)
+            made_for = schema.names
             portable.make_portable(upgrade_ops, schema, upgrade=True)
             portable.make_portable(downgrade_ops, schema, upgrade=False)
             # Changes to existing tables go in batch blocks wherever SQLite must run them.
@@ -581,6 +588,8 @@ def compare(app_label: str, *, database: str = DEFAULT_DB_ALIAS) -> Comparison:
                 plugins.postgresql_only(downgrade_ops)
             if changes:
                 notes.extend(left_out)
+        if not unsafe:
+            safe.make_safe(upgrade_ops, existing & owned, made_for)
         writing = render.rendering_context(sa_connection.dialect)
         upgrade, up_imports = render.render(
             upgrade_ops, writing, batch=batch, render_item=hooks.render_item

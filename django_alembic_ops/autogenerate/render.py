@@ -45,6 +45,7 @@ from .. import codestyle
 
 __all__ = [
     "DIALECTS",
+    "AutocommitBlockOps",
     "BatchTableOps",
     "DialectDefault",
     "DialectOps",
@@ -110,16 +111,43 @@ class DialectOps(ops.MigrateOperation):
 
     Rendered as ``if dialect == "postgresql":`` (or ``in (...)``) around
     them: where Django's DDL has an object on some backends only.
+    ``otherwise``: what the other backends run instead, in a second block
+    (``if dialect != "postgresql":``).
     """
 
     is_change = False  # its operations are described where they were found
 
-    def __init__(self, dialects: Sequence[str], ops_: Sequence[ops.MigrateOperation]) -> None:
+    def __init__(
+        self,
+        dialects: Sequence[str],
+        ops_: Sequence[ops.MigrateOperation],
+        otherwise: Sequence[ops.MigrateOperation] = (),
+    ) -> None:
         self.dialects = tuple(dialects)
         self.ops = list(ops_)
+        self.otherwise = list(otherwise)
 
     def reverse(self) -> DialectOps:
-        return DialectOps(self.dialects, [op.reverse() for op in reversed(self.ops)])
+        return DialectOps(
+            self.dialects,
+            [op.reverse() for op in reversed(self.ops)],
+            [op.reverse() for op in reversed(self.otherwise)],
+        )
+
+
+class AutocommitBlockOps(ops.MigrateOperation):
+    """Operations that cannot run in a transaction (``CREATE INDEX CONCURRENTLY``).
+
+    Rendered inside ``with op.get_context().autocommit_block():``, itself
+    inside ``if dialect == ...:`` when ``dialects`` names the only backends
+    that run it.
+    """
+
+    is_change = False  # its operations are described where they were found
+
+    def __init__(self, ops_: Sequence[ops.MigrateOperation], dialects: Sequence[str] = ()) -> None:
+        self.ops = list(ops_)
+        self.dialects = tuple(dialects)
 
 
 class DialectDefault(sa.DefaultClause):
@@ -162,29 +190,56 @@ def _escaped(sql: str) -> str:
     return re.sub(r"(?<![:\w\\]):(?=\w)", r"\\:", sql)
 
 
-def _condition(dialects: Sequence[str]) -> str:
+def _condition(dialects: Sequence[str], *, negated: bool = False) -> str:
     if len(dialects) == 1:
-        return f"dialect == {_quoted(dialects[0])}"
-    return "dialect in (" + ", ".join(_quoted(d) for d in dialects) + ")"
+        return f"dialect {'!=' if negated else '=='} {_quoted(dialects[0])}"
+    listed = "(" + ", ".join(_quoted(d) for d in dialects) + ")"
+    return f"dialect {'not in' if negated else 'in'} {listed}"
 
 
 def _quoted(text: str) -> str:
     return '"' + text + '"' if '"' not in text and "\\" not in text else repr(text)
 
 
-@renderers.dispatch_for(DialectOps)
-def _render_dialect_ops(autogen_context: AutogenContext, op: DialectOps) -> list[str]:
-    _uses_dialect()
-    lines = [f"if {_condition(op.dialects)}:"]
-    for sub in op.ops:
+def _flat_lines(autogen_context: AutogenContext, ops_: Sequence[ops.MigrateOperation]) -> list[str]:
+    lines: list[str] = []
+    for sub in ops_:
         rendered = renderers.dispatch(sub)(autogen_context, sub)
         # One line each: the printer indents a line's start only, and plugins
         # (alembic_utils) render several statements in one string. An empty
         # line would end the block.
         for text in [rendered] if isinstance(rendered, str) else rendered:
             lines.extend(line for line in text.splitlines() if line.strip())
+    return lines
+
+
+@renderers.dispatch_for(DialectOps)
+def _render_dialect_ops(autogen_context: AutogenContext, op: DialectOps) -> list[str]:
+    _uses_dialect()
+    lines = [f"if {_condition(op.dialects)}:", *_flat_lines(autogen_context, op.ops)]
+    if op.otherwise:
+        # A second block rather than else: (the layout of codestyle, as ruff's).
+        lines += [
+            "",
+            f"if {_condition(op.dialects, negated=True)}:",
+            *_flat_lines(autogen_context, op.otherwise),
+        ]
     # Alembic's printer indents after the colon, and dedents at a blank line.
     return [*lines, ""]
+
+
+@renderers.dispatch_for(AutocommitBlockOps)
+def _render_autocommit_block(autogen_context: AutogenContext, op: AutocommitBlockOps) -> list[str]:
+    lines = ["with op.get_context().autocommit_block():"]
+    for sub in op.ops:
+        # Blocks inside (if dialect == ...:) end with their own blank line.
+        rendered = renderers.dispatch(sub)(autogen_context, sub)
+        lines += [rendered] if isinstance(rendered, str) else list(rendered)
+    lines.append("")
+    if op.dialects:
+        _uses_dialect()
+        lines = [f"if {_condition(op.dialects)}:", *lines, ""]
+    return lines
 
 
 @renderers.dispatch_for(BatchTableOps)

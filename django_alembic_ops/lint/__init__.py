@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from alembic.operations import ops
+
 from ..errors import ScriptError
 from ..scripts import OpsMigration, OpsScripts
 from . import rules, squawk
@@ -89,6 +91,28 @@ def _own_findings(rendered: Rendered, ignored: set[str]) -> list[Finding]:
     return found
 
 
+def _drops_its_own(rendered: Rendered, operations: list[ops.MigrateOperation]) -> bool:
+    """Whether ``operations`` drop constraints the migration added before them.
+
+    Such a constraint is no guarantee that clients had (autogenerate's check
+    that stands in for ``NOT NULL`` while it is validated): squawk's
+    ``ban-drop-constraint`` does not apply.
+    """
+
+    def added_before(drop: ops.DropConstraintOp) -> bool:
+        earlier = rendered.operations[: rendered.operations.index(drop)]
+        return any(
+            isinstance(op, ops.AddConstraintOp)
+            and getattr(op, "constraint_name", None) == drop.constraint_name
+            and getattr(op, "table_name", None) == drop.table_name
+            for op in earlier
+        )
+
+    return bool(operations) and all(
+        isinstance(op, ops.DropConstraintOp) and added_before(op) for op in operations
+    )
+
+
 def _squawk_findings(rendered: Rendered, ignored: set[str], command: str) -> list[Finding]:
     name = rendered.migration.full_name
     dialect = rendered.dialect.name
@@ -104,6 +128,8 @@ def _squawk_findings(rendered: Rendered, ignored: set[str], command: str) -> lis
         operations = rendered.operations_at(offset)
         if any(rules.covered_by(diagnostic.rule, op, dialect) for op in operations):
             continue  # our rule judged that op call, knowing its intent
+        if diagnostic.rule == "ban-drop-constraint" and _drops_its_own(rendered, operations):
+            continue
         # squawk's sentences end with a period; a finding line goes on after them.
         why = diagnostic.message.rstrip().rstrip(".")
         fix = diagnostic.help.rstrip().rstrip(".") if diagnostic.help else None

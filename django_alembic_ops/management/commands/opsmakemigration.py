@@ -48,6 +48,12 @@ class Command(OpsCommand):
             "--merge", action="store_true", help="Write a merge migration for an app's heads."
         )
         parser.add_argument(
+            "--unsafe",
+            action="store_true",
+            help="Write changes to existing tables in their plain forms, not in those that are "
+            "safe on a busy PostgreSQL database (CREATE INDEX CONCURRENTLY, NOT VALID).",
+        )
+        parser.add_argument(
             "--depends-on",
             action="append",
             default=[],
@@ -107,6 +113,7 @@ class Command(OpsCommand):
                 depends_on=options["depends_on"],
                 dry_run=options["dry_run"],
                 check=check,
+                unsafe=options["unsafe"],
             )
             for note in result.notes if self.verbosity >= 1 else ():
                 self.stderr.write(self.style.WARNING(f"Note ({label}): {note}"))
