@@ -26,7 +26,7 @@ from .conftest import Project, query, run
 from .test_autogenerate import edit_models, reinstall
 from .test_autogenerate_oracle import for_installed_django, schema
 from .test_autogenerate_portable import made_for, named_aside
-from .test_lint import lint
+from .test_lint import lint, needs_squawk
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -444,3 +444,49 @@ def test_target_metadata_on_postgresql_needs_no_dialect_checks(
     assert query(pg_alias, "SELECT id, kind FROM shop_event") == [(1, "x")]
     out = run("opsmakemigration", "shop", "--check", database=pg_alias)
     assert out.strip().splitlines()[-1] == "No changes detected in app 'shop'", out
+
+
+@needs_squawk
+def test_opslint_lets_a_migration_drop_the_check_it_added(project: Project, pg_alias: str) -> None:
+    """squawk's ban-drop-constraint is about a guarantee clients relied on: not
+    about the check a migration adds to set NOT NULL, then drops."""
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_initial",
+        revision="s1",
+        upgrade="""
+        op.create_table(
+            "shop_item", sa.Column("id", sa.Integer, primary_key=True), sa.Column("qty", sa.Integer)
+        )
+        op.create_check_constraint("shop_item_positive", "shop_item", "qty > 0")
+        """,
+    )
+    run("opsmigrate", "shop", database=pg_alias)
+    project.script(
+        "shop",
+        "0002_not_null",
+        revision="s2",
+        down="s1",
+        upgrade="""
+        op.create_check_constraint(
+            "shop_item_qty_not_null", "shop_item", "qty IS NOT NULL", postgresql_not_valid=True
+        )
+        with op.get_context().autocommit_block():
+            op.execute("ALTER TABLE shop_item VALIDATE CONSTRAINT shop_item_qty_not_null")
+        op.alter_column("shop_item", "qty", existing_type=sa.Integer(), nullable=False)
+        op.drop_constraint("shop_item_qty_not_null", "shop_item", type_="check")
+        """,
+    )
+    project.script(
+        "shop",
+        "0003_drop",
+        revision="s3",
+        down="s2",
+        upgrade='op.drop_constraint("shop_item_positive", "shop_item", type_="check")',
+    )
+    status, out, _ = lint(pg_alias, "shop")
+    assert status == 1
+    assert [line.split(": ")[:2] for line in out] == [
+        ["shop.0003_drop", "squawk/ban-drop-constraint"]
+    ], out
