@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -405,7 +406,8 @@ def makemigration(
     dependencies = list(
         dict.fromkeys(naming.resolve_reference(scripts, ref).revision for ref in depends_on)
     )
-    new = writer.render(
+    script = functools.partial(
+        writer.render,
         app,
         existing=[m.name for m in scripts.by_app.get(app_label, [])],
         message=message,
@@ -417,8 +419,13 @@ def makemigration(
         name=name if head else None,
         django_dependencies=django_dependencies,
     )
-    if format_code:
-        new = dataclasses.replace(new, source=writer.format_source(new.source, new.path))
+    # The writer lays the code out as ruff would; when ruff (or black) is
+    # installed it formats the file with the project's own settings instead.
+    formatted = None
+    if format_code and writer.installed_formatter() is not None:
+        new = script(lay_out=False)
+        formatted = writer.format_source(new.source, new.path)
+    new = script(lay_out=True) if formatted is None else dataclasses.replace(new, source=formatted)
     if not dry_run:
         writer.write(new)
     return Written(app_label, str(new.path), new.source)

@@ -119,13 +119,21 @@ def render(
     imports: str = DEFAULT_IMPORTS,
     name: str | None = None,
     django_dependencies: Sequence[tuple[str, str]] = (),
+    lay_out: bool = True,
 ) -> NewMigration:
     """Render the next numbered script of ``app`` (nothing is written).
 
     :param existing: the names of the app's scripts (without ``.py``), which
         the new number follows (:func:`next_number`).
     :param upgrade: the body of ``upgrade()``, unindented; ``downgrade`` likewise.
+    :param lay_out: lay the bodies out as ``ruff format`` would
+        (:mod:`.codestyle`); not when a formatter will format the file anyway.
     """
+    if lay_out:
+        # Inside def upgrade(), 4 columns in.
+        room = codestyle.LINE_LENGTH - 4
+        upgrade = codestyle.format_code(upgrade, line_length=room)
+        downgrade = codestyle.format_code(downgrade, line_length=room)
     number = next_number(existing)
     slug = slugify(message or "") or slugify(name or "") or default_name(number)
     filename = f"{number:04d}_{slug}.py"
@@ -185,17 +193,27 @@ def formatter_command(tool: str) -> list[str] | None:
     return None
 
 
-def format_source(source: str, path: Path) -> str:
-    """``source`` formatted by ``ruff format`` or ``black``, whichever is installed.
+def installed_formatter() -> tuple[list[str], list[str]] | None:
+    """The first of :data:`FORMATTERS` installed: how to run it, and its arguments.
 
-    Unchanged when neither is installed or formatting fails: a generated
-    script must never be lost to a formatter (and it is laid out as ruff
-    lays code out already, see :mod:`.codestyle`).
+    ``None`` when neither is installed.
     """
     for tool, arguments in FORMATTERS:
         executable = formatter_command(tool)
-        if executable is None:
-            continue
+        if executable is not None:
+            return executable, arguments
+    return None
+
+
+def format_source(source: str, path: Path) -> str | None:
+    """``source`` formatted by ``ruff format`` or ``black``, whichever is installed.
+
+    ``None`` when neither is installed or formatting fails: a generated
+    script must never be lost to a formatter.
+    """
+    formatter = installed_formatter()
+    if formatter is not None:
+        executable, arguments = formatter
         command = [*executable, *(arg.format(path=path) for arg in arguments)]
         # Run from the script's folder: config is found from there, as it is
         # when the user formats the project.
@@ -211,9 +229,9 @@ def format_source(source: str, path: Path) -> str:
                 cwd=folder,
             )
         except (OSError, subprocess.SubprocessError):
-            return source
-        return done.stdout if done.returncode == 0 and done.stdout.strip() else source
-    return source
+            return None
+        return done.stdout if done.returncode == 0 and done.stdout.strip() else None
+    return None
 
 
 def write(migration: NewMigration) -> Path:

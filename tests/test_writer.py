@@ -56,8 +56,9 @@ def test_formatter_as_a_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert writer.formatter_command("ruff") == [str(fake), "-m", "ruff"]
     monkeypatch.setattr(writer.importlib.util, "find_spec", lambda name: None)
     assert writer.formatter_command("ruff") is None
-    # No formatter: the source is kept as it is.
-    assert writer.format_source("x = {'a':1}\n", tmp_path / "x.py") == "x = {'a':1}\n"
+    # No formatter: nothing formatted it (the writer lays the code out itself).
+    assert writer.installed_formatter() is None
+    assert writer.format_source("x = {'a':1}\n", tmp_path / "x.py") is None
 
 
 # -- code laid out as ruff lays it out -------------------------------------------

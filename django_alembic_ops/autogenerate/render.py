@@ -41,8 +41,6 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Dialect
 
-from .. import codestyle
-
 __all__ = [
     "DIALECTS",
     "AutocommitBlockOps",
@@ -379,8 +377,9 @@ def render(
     """The body of ``upgrade()`` or ``downgrade()`` for ``container``, and its imports.
 
     ``render_item``: the app's own hook (Alembic's signature), asked first.
-    The body is unindented, laid out as ``ruff format`` would lay it out
-    (:mod:`django_alembic_ops.codestyle`).
+    The body is unindented, as Alembic renders it (one line an ``op`` call):
+    the writer lays it out, or has a formatter do it (see
+    :func:`django_alembic_ops.writer.render`), only when it is written.
     """
 
     def hook(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
@@ -414,8 +413,7 @@ def render(
     # Alembic indents every line but the first (its template indents that
     # one): undone, so that the writer indents the body once.
     body = re.sub(r"^    ", "", "    " + body, flags=re.MULTILINE)
-    # Inside def upgrade(), 4 columns in.
-    return codestyle.format_code(body, line_length=codestyle.LINE_LENGTH - 4), imports
+    return body, imports
 
 
 def _column_change(op: ops.AlterColumnOp) -> str:
