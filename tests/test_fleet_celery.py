@@ -141,7 +141,7 @@ class CeleryDeploy(FleetDeploy):
         (root / "celeryapp.py").write_text(textwrap.dedent(CELERY_APP))
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
-    def worker(self, name: str, *, autodiscover: bool = True) -> subprocess.Popen[bytes]:
+    def worker(self, name: str, *args: str, autodiscover: bool = True) -> subprocess.Popen[bytes]:
         """``celery -A celeryapp worker`` (solo pool: the task runs in this process)."""
         env = {
             "OPS_AUTODISCOVER": "1" if autodiscover else "0",
@@ -157,7 +157,7 @@ class CeleryDeploy(FleetDeploy):
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celeryapp", "worker"]
             + ["--pool", "solo", "--concurrency", "1", "-n", f"{name}@%h"]
-            + ["--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            + ["--without-gossip", "--without-mingle", "--loglevel", "INFO", *args],
             cwd=self.root,
             env=env,
             stdout=log,
@@ -344,7 +344,9 @@ def test_a_worker_killed_mid_fleet_and_a_rerun_finishes_each_target_once(
     assert deploy.workers_of(behind) == {"w2"}
 
 
-def test_workers_without_the_task_are_a_one_line_error(celery_deploy: CeleryDeploy) -> None:
+def test_workers_without_the_task_or_its_queue_are_a_one_line_error(
+    celery_deploy: CeleryDeploy,
+) -> None:
     celery_deploy.worker("w1", autodiscover=False)
     celery_deploy.wait_for_workers(1)
 
@@ -356,6 +358,19 @@ def test_workers_without_the_task_are_a_one_line_error(celery_deploy: CeleryDepl
         r"'django_alembic_ops\.tasks\.migrate_target': the Celery app must call "
         r"app\.autodiscover_tasks\(\) \(or import django_alembic_ops\.tasks\); restart the "
         r"workers\.\n",
+        done.stderr,
+    ), done.stderr
+    assert not celery_deploy.query("SELECT to_regclass('public.shop_runs')")[0][0]
+
+    # A worker with the task, reading another queue than the task's.
+    celery_deploy.worker("w2", "--queues", "elsewhere")
+    celery_deploy.wait_for_workers(2)
+    done = celery_deploy.run("--executor", "celery")
+    assert done.returncode == 1
+    assert re.fullmatch(
+        r"CommandError: No Celery worker \(w1@\S+, w2@\S+\) reads the queue 'celery' that the "
+        r"task 'django_alembic_ops\.tasks\.migrate_target' is routed to: start workers with "
+        r"'-Q celery'\.\n",
         done.stderr,
     ), done.stderr
     assert not celery_deploy.query("SELECT to_regclass('public.shop_runs')")[0][0]

@@ -196,18 +196,27 @@ class CeleryExecutor:
                 "the same command again."
             )
         hosts = sorted(stats)
-        registered = (
-            app.control.inspect(
-                destination=hosts, timeout=WORKER_TIMEOUT, limit=len(hosts)
-            ).registered()
-            or {}
-        )
+        ask = app.control.inspect(destination=hosts, timeout=WORKER_TIMEOUT, limit=len(hosts))
+        registered = ask.registered() or {}
         ready = [host for host in hosts if TASK_NAME in registered.get(host, ())]
         if not ready:
             raise FleetError(
                 f"No Celery worker ({', '.join(hosts)}) has the task '{TASK_NAME}': the Celery "
                 "app must call app.autodiscover_tasks() (or import django_alembic_ops.tasks); "
                 "restart the workers."
+            )
+        # A task routed to a queue no worker reads would wait forever.
+        queue = app.amqp.router.route({}, TASK_NAME, (), {})["queue"].name
+        consumed = ask.active_queues() or {}
+        ready = [
+            host
+            for host in ready
+            if any(found.get("name") == queue for found in consumed.get(host, ()))
+        ]
+        if not ready:
+            raise FleetError(
+                f"No Celery worker ({', '.join(hosts)}) reads the queue '{queue}' that the task "
+                f"'{TASK_NAME}' is routed to: start workers with '-Q {queue}'."
             )
         return sum(_concurrency(stats[host]) for host in ready)
 
@@ -265,6 +274,9 @@ class CeleryExecutor:
         if state == states.SUCCESS:
             self.app.backend.forget(task_id)
             return _Done(TargetResult(target, **meta["result"]))
+        if state == states.REVOKED and sent.revoked is not None:
+            self.app.backend.forget(task_id)  # we revoked it, and a worker skipped it
+            return self._unstarted(target)
         if state in states.READY_STATES:  # FAILURE, REVOKED: the task itself broke
             self.app.backend.forget(task_id)
             exc = meta["result"]
@@ -289,12 +301,15 @@ class CeleryExecutor:
                     )
                 )
         elif sent.revoked is not None and now - sent.revoked > _REVOKE_GRACE_SECONDS:
-            # Revoked before it started: not started (after a lost worker, which
-            # is reported), or failed (no worker at all: say so).
-            if self._unstarted_error is None:
-                return _Done(None)
-            return _Done(TargetResult(target, FAILED, error=self._unstarted_error))
+            return self._unstarted(target)
         return None
+
+    def _unstarted(self, target: FleetTarget) -> _Done:
+        """A target revoked before it started: not started (after a lost worker,
+        which is reported), or failed (no worker at all: say so)."""
+        if self._unstarted_error is None:
+            return _Done(None)
+        return _Done(TargetResult(target, FAILED, error=self._unstarted_error))
 
     def _check_workers(self, running: dict[str, _Sent]) -> None:
         """Nothing moved for a while and no task runs: is any worker left?"""
