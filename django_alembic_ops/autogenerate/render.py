@@ -214,16 +214,15 @@ def _flat_lines(autogen_context: AutogenContext, ops_: Sequence[ops.MigrateOpera
 @renderers.dispatch_for(DialectOps)
 def _render_dialect_ops(autogen_context: AutogenContext, op: DialectOps) -> list[str]:
     _uses_dialect()
-    lines = [f"if {_condition(op.dialects)}:", *_flat_lines(autogen_context, op.ops)]
+    # Alembic's printer indents after the colon, and dedents at a blank line.
+    lines: list[str] = []
+    if op.ops:
+        lines += [f"if {_condition(op.dialects)}:", *_flat_lines(autogen_context, op.ops), ""]
     if op.otherwise:
         # A second block rather than else: (the layout of codestyle, as ruff's).
-        lines += [
-            "",
-            f"if {_condition(op.dialects, negated=True)}:",
-            *_flat_lines(autogen_context, op.otherwise),
-        ]
-    # Alembic's printer indents after the colon, and dedents at a blank line.
-    return [*lines, ""]
+        condition = _condition(op.dialects, negated=True)
+        lines += [f"if {condition}:", *_flat_lines(autogen_context, op.otherwise), ""]
+    return lines
 
 
 @renderers.dispatch_for(AutocommitBlockOps)

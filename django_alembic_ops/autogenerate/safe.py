@@ -16,7 +16,11 @@ for (:mod:`django_alembic_ops.lint.rules`):
   transaction of its own and blocks no reads or writes;
 - ``NOT NULL`` on an existing column: a check ``IS NOT NULL`` is added
   ``NOT VALID`` and validated the same way, then ``SET NOT NULL`` uses it
-  instead of scanning the table (PostgreSQL 12+), and the check is dropped.
+  instead of scanning the table (PostgreSQL 12+), and the check is dropped;
+- a unique constraint: its unique index is built ``CONCURRENTLY`` in that
+  block, then ``ADD CONSTRAINT ... UNIQUE USING INDEX`` makes it the
+  constraint (``ADD CONSTRAINT ... UNIQUE`` would build it under a lock that
+  blocks reads and writes).
 
 A table created in the same migration has no rows and no readers: its
 operations are left as they are. ``downgrade()`` is not rewritten.
@@ -25,8 +29,9 @@ The script runs on every backend it is made for (:mod:`.portable`): the
 ``postgresql_*`` keywords mean nothing to SQLite and MySQL, the autocommit
 block runs there too (each of its statements commits), and what only
 PostgreSQL can run (``VALIDATE CONSTRAINT``, the check standing in for
-``NOT NULL``) is inside ``if dialect == "postgresql":``, with the plain
-``alter_column(nullable=False)`` for the others. The rendered
+``NOT NULL``, ``USING INDEX``) is inside ``if dialect == "postgresql":``,
+with the plain ``alter_column(nullable=False)`` and
+``create_unique_constraint()`` for the others. The rendered
 upgrade looks like::
 
     with op.batch_alter_table("shop_item", schema=None) as batch_op:
@@ -79,6 +84,30 @@ class _ValidateOp(ops.ExecuteSQLOp):
         super().__init__(f"ALTER TABLE {name} VALIDATE CONSTRAINT {_QUOTE.quote(constraint)}")
 
 
+class _UniqueIndexOp(ops.CreateIndexOp):
+    """The index a unique constraint will use, built first."""
+
+    is_change = False
+
+
+class _UsingIndexOp(ops.ExecuteSQLOp):
+    """``ALTER TABLE ... ADD CONSTRAINT name UNIQUE USING INDEX name`` (PostgreSQL)."""
+
+    is_change = False
+
+    def __init__(self, op: ops.CreateUniqueConstraintOp) -> None:
+        table = _QUOTE.quote(op.table_name)
+        if op.schema:
+            table = f"{_QUOTE.quote_schema(op.schema)}.{table}"
+        name = _QUOTE.quote(str(op.constraint_name))
+        sql = f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"
+        if op.kw.get("deferrable"):
+            sql += " DEFERRABLE"
+        if op.kw.get("initially"):
+            sql += f" INITIALLY {str(op.kw['initially']).upper()}"
+        super().__init__(sql)
+
+
 class _NotNullCheckOp(ops.CreateCheckConstraintOp):
     """The check that stands in for ``NOT NULL`` while it is validated."""
 
@@ -105,8 +134,9 @@ class _Later:
     indexes: list[ops.MigrateOperation] = field(default_factory=list)
     #: ``VALIDATE CONSTRAINT`` statements (PostgreSQL's).
     validations: list[ops.MigrateOperation] = field(default_factory=list)
-    #: ``SET NOT NULL`` and the drop of its check (PostgreSQL's).
-    not_null: list[ops.MigrateOperation] = field(default_factory=list)
+    #: After the block, in the migration's transaction again (PostgreSQL's):
+    #: ``SET NOT NULL`` and the drop of its check, ``UNIQUE USING INDEX``.
+    after: list[ops.MigrateOperation] = field(default_factory=list)
 
 
 class _Rewriter:
@@ -157,6 +187,13 @@ class _Rewriter:
                 and self._is_existing(op.table_name)
             ):
                 result += self._not_null(op)
+            elif (
+                isinstance(op, ops.CreateUniqueConstraintOp)
+                and op.constraint_name
+                and set(op.kw) <= {"deferrable", "initially"}
+                and self._is_existing(op.table_name)
+            ):
+                result += self._unique(op, guard)
             else:
                 result.append(op)
         return result
@@ -191,26 +228,55 @@ class _Rewriter:
         else:
             result.append(check)
         self.later.validations.append(_ValidateOp(op.table_name, name, op.schema))
-        self.later.not_null += [
+        self.later.after += [
             _set_not_null(op, _SetNotNullOp),
             _DropNotNullCheckOp(name, op.table_name, type_="check", schema=op.schema),
         ]
         return result
 
+    def _unique(
+        self, op: ops.CreateUniqueConstraintOp, guard: Sequence[str]
+    ) -> list[ops.MigrateOperation]:
+        """A unique index built ``CONCURRENTLY``, then made the constraint, on PostgreSQL.
+
+        ``ADD CONSTRAINT ... UNIQUE`` builds its index under a lock that
+        blocks reads and writes; ``UNIQUE USING INDEX`` takes an index
+        built beforehand, in a moment.
+        """
+        name = str(op.constraint_name)
+        index = _UniqueIndexOp(
+            name,
+            op.table_name,
+            list(op.columns),
+            schema=op.schema,
+            unique=True,
+            postgresql_concurrently=True,
+        )
+        pg_guard = (POSTGRESQL,) if self.portable else guard
+        _append(self.later.indexes, _guarded(pg_guard, [index]))
+        self.later.after.append(_UsingIndexOp(op))
+        # The other backends add the constraint where the script said so.
+        return [DialectOps((POSTGRESQL,), [], [op])] if self.portable else []
+
     def tail(self) -> list[ops.MigrateOperation]:
         """What runs after the rewritten operations, in and after the autocommit block."""
         later = self.later
+        block = [*later.indexes, *self._pg_only(later.validations)]
         result: list[ops.MigrateOperation] = []
-        if later.indexes:
-            result.append(AutocommitBlockOps([*later.indexes, *self._pg_only(later.validations)]))
-        elif later.validations:
+        if block and self.portable and all(_only_postgresql(op) for op in block):
             # Nothing for the other backends to run outside their transaction.
-            only = (POSTGRESQL,) if self.portable else ()
-            result.append(AutocommitBlockOps(later.validations, only))
-        # SET NOT NULL takes a lock that blocks reads (briefly, with the
-        # check validated): in the migration's transaction again, where its
-        # lock timeout applies.
-        return result + self._pg_only(later.not_null)
+            flat = [sub for op in block if isinstance(op, DialectOps) for sub in op.ops]
+            result.append(AutocommitBlockOps(flat, (POSTGRESQL,)))
+        elif block:
+            result.append(AutocommitBlockOps(block))
+        # SET NOT NULL and UNIQUE USING INDEX take a lock that blocks reads
+        # (briefly: the check is validated, the index built): in the
+        # migration's transaction again, where its lock timeout applies.
+        return result + self._pg_only(later.after)
+
+
+def _only_postgresql(op: ops.MigrateOperation) -> bool:
+    return isinstance(op, DialectOps) and op.dialects == (POSTGRESQL,) and not op.otherwise
 
 
 def _guarded(guard: Sequence[str], made: list[ops.MigrateOperation]) -> list[ops.MigrateOperation]:
