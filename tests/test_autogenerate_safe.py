@@ -84,6 +84,9 @@ class Tag(models.Model):
 """,
 )
 
+#: Only NOT NULL on qty: nothing for the other backends outside their transaction.
+NOT_NULL_ONLY = ("    qty = models.IntegerField()\n", "")
+
 ROWS = [(1, "a", 1), (2, "b", 2)]
 
 
@@ -332,6 +335,27 @@ def test_safe_script_applies_on_every_backend(project: Project, pg_alias: str, a
     # Back: the downgrade is the plain one.
     apply(alias, "0001")
     assert rows(alias) == ROWS
+
+
+def test_an_autocommit_block_with_postgresqls_work_only_is_postgresqls(
+    project: Project, pg_alias: str
+) -> None:
+    """The other backends run such a migration in one transaction, as before."""
+    start(project, [pg_alias, "default"])
+    _, script = change(project, NOT_NULL_ONLY)
+    assert [(c.blocks, c.name) for c in upgrade_calls(script)] == [
+        ((BATCH, PG), "create_check_constraint"),
+        ((BATCH, NOT_PG), "alter_column"),
+        ((PG, "autocommit"), "execute"),
+        ((PG,), "alter_column"),
+        ((PG,), "drop_constraint"),
+    ]
+    assert_lint_clean(pg_alias, "opshop")
+    for alias in (pg_alias, "default"):
+        apply(alias)
+        assert rows(alias) == ROWS
+        assert_djangos(alias)
+        assert_no_changes(alias)
 
 
 def test_table_created_in_the_same_migration_gets_the_plain_form(
