@@ -57,8 +57,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+
+# Alembic's renderer of a check, called by ours (see _NotValidCheckOp).
+from alembic.autogenerate.render import _add_check_constraint
 from alembic.operations import ops
 from sqlalchemy.engine import make_url
 
@@ -108,7 +112,21 @@ class _UsingIndexOp(ops.ExecuteSQLOp):
         super().__init__(sql)
 
 
-class _NotNullCheckOp(ops.CreateCheckConstraintOp):
+class _NotValidCheckOp(ops.CreateCheckConstraintOp):
+    """A check added ``NOT VALID`` (``postgresql_not_valid=True``)."""
+
+
+@renderers.dispatch_for(_NotValidCheckOp)
+def _render_not_valid_check(autogen_context: AutogenContext, op: _NotValidCheckOp) -> str:
+    text = str(_add_check_constraint(autogen_context, op))
+    if "postgresql_not_valid" not in text:
+        # Alembic before 1.20 renders no dialect option of a check: without
+        # it the check would be validated at once, under the lock.
+        text = f"{text[:-1]}, postgresql_not_valid=True)"
+    return text
+
+
+class _NotNullCheckOp(_NotValidCheckOp):
     """The check that stands in for ``NOT NULL`` while it is validated."""
 
     is_change = False
@@ -198,9 +216,21 @@ class _Rewriter:
                 result.append(op)
         return result
 
-    def _not_valid(self, op: ops.CreateForeignKeyOp | ops.CreateCheckConstraintOp) -> Any:
-        made = copy.copy(op)
-        made.kw = {**op.kw, "postgresql_not_valid": True}
+    def _not_valid(
+        self, op: ops.CreateForeignKeyOp | ops.CreateCheckConstraintOp
+    ) -> ops.MigrateOperation:
+        made: ops.MigrateOperation
+        if isinstance(op, ops.CreateCheckConstraintOp):
+            made = _NotValidCheckOp(
+                op.constraint_name,
+                op.table_name,
+                op.condition,
+                schema=op.schema,
+                **{**op.kw, "postgresql_not_valid": True},
+            )
+        else:
+            made = copy.copy(op)
+            made.kw = {**op.kw, "postgresql_not_valid": True}
         schema = op.kw.get("source_schema") if isinstance(op, ops.CreateForeignKeyOp) else op.schema
         self.later.validations.append(
             _ValidateOp(_source_table(op), str(op.constraint_name), schema)
