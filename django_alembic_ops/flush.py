@@ -189,6 +189,8 @@ def including_ops_tables(connection: BaseDatabaseWrapper) -> Iterator[None]:
                 extra, deleted = _pg_emptying(extra, tables, pg_rows)
         else:
             extra = ops_tables(connection, tables, subset=subset)
+            if extra and connection.vendor == "sqlite" and not kwargs.get("reset_sequences"):
+                extra = _sqlite_with_rows(connection, extra)
         statements = original(style, [*extra, *tables], **kwargs)
         if extra and statements and connection.vendor == "sqlite":
             statements = ["PRAGMA defer_foreign_keys = ON;", *statements]
@@ -240,6 +242,33 @@ def _pg_emptying(
         [table for table in ops if table in chosen and table not in plain],
         [table for table in ops if table in chosen and table in plain],
     )
+
+
+#: Under SQLite's default limit of 500 terms in one compound SELECT.
+_SQLITE_CHUNK = 400
+
+
+def _sqlite_with_rows(connection: BaseDatabaseWrapper, ops: Sequence[str]) -> list[str]:
+    """The ops tables of a SQLite database that have a row.
+
+    Django's flush empties each table with its own ``DELETE`` (~50 us even
+    when it is empty: 50 ms a flush with 1,000 ops tables); an ``EXISTS``
+    reads one page. An empty table needs no ``DELETE``, and no foreign-key
+    check can fail on it (the checks are deferred to the end of the flush).
+    """
+    quote = connection.ops.quote_name
+    found: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(ops), _SQLITE_CHUNK):
+            chunk = ops[start : start + _SQLITE_CHUNK]
+            cursor.execute(
+                " UNION ALL ".join(
+                    f"SELECT %s WHERE EXISTS (SELECT 1 FROM {quote(table)})" for table in chunk
+                ),
+                list(chunk),
+            )
+            found.update(row[0] for row in cursor.fetchall())
+    return [table for table in ops if table in found]
 
 
 # -- serialized_rollback ------------------------------------------------------------
