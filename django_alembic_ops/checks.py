@@ -10,7 +10,8 @@ from django.apps import apps as django_apps
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, ddl_timeouts
+from .errors import SettingError
 
 _TYPE_NAMES = {
     str: "a string",
@@ -28,7 +29,8 @@ def check_settings(
     **kwargs: Any,
 ) -> list[CheckMessage]:
     """E001: not a dict; E002: a value of the wrong type; W001: an unknown key;
-    E003: ``MODULE_NAME``; E004: ``TENANTS``; E005: ``TENANT_APPS``."""
+    E003: ``MODULE_NAME``; E004: ``TENANTS``; E005: ``TENANT_APPS``;
+    E006: ``DDL_LOCK_TIMEOUT``, ``DDL_STATEMENT_TIMEOUT``, ``DDL_RETRIES``."""
     value = conf.raw_setting()
     if not isinstance(value, dict):
         return [
@@ -70,6 +72,7 @@ def check_settings(
             )
         )
     messages += _check_tenants(value.get("TENANTS"))
+    messages += _check_ddl_timeouts(value)
     tenant_apps = value.get("TENANT_APPS")
     if isinstance(tenant_apps, (list, tuple)):
         messages += _check_tenant_apps(tenant_apps)
@@ -116,4 +119,29 @@ def _check_tenant_apps(tenant_apps: Sequence[Any]) -> list[CheckMessage]:
                 id="django_alembic_ops.E005",
             )
         )
+    return messages
+
+
+def _check_ddl_timeouts(value: dict[str, Any]) -> list[CheckMessage]:
+    parsers = {
+        "DDL_LOCK_TIMEOUT": lambda item: ddl_timeouts.parse_duration("DDL_LOCK_TIMEOUT", item),
+        "DDL_STATEMENT_TIMEOUT": lambda item: ddl_timeouts.parse_duration(
+            "DDL_STATEMENT_TIMEOUT", item
+        ),
+        "DDL_RETRIES": ddl_timeouts.parse_retries,
+    }
+    messages: list[CheckMessage] = []
+    for key, parse in parsers.items():
+        if key not in value:
+            continue
+        try:
+            parse(value[key])
+        except SettingError as exc:
+            messages.append(
+                Error(
+                    f"{exc.problem}.",
+                    hint=exc.accepted[0].upper() + exc.accepted[1:] + ".",
+                    id="django_alembic_ops.E006",
+                )
+            )
     return messages

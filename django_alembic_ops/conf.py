@@ -25,6 +25,12 @@ DEFAULTS: dict[str, tuple[Any, type | tuple[type, ...]]] = {
     # tenant schemas; its value is checked by the system checks (E004).
     "TENANTS": (None, object),
     "TENANT_APPS": ([], (list, tuple)),
+    # Safe deploys: durations ("200ms", "3s", a number of seconds) and a count,
+    # parsed and checked by ddl_timeouts (system check E006). A bad value
+    # refuses the run rather than falling back: it was meant to protect.
+    "DDL_LOCK_TIMEOUT": (None, object),
+    "DDL_STATEMENT_TIMEOUT": (None, object),
+    "DDL_RETRIES": (0, object),
     # opsmigrate --executor celery: a dotted path to the Celery app (or the
     # app itself); None: Celery's current app.
     "CELERY_APP": (None, object),
@@ -47,6 +53,9 @@ class OpsSettings:
     LOCK_TIMEOUT: float
     TENANTS: str | TenantsCallable | None
     TENANT_APPS: Sequence[str]
+    DDL_LOCK_TIMEOUT: Any  # as written; django_alembic_ops.ddl_timeouts parses them
+    DDL_STATEMENT_TIMEOUT: Any
+    DDL_RETRIES: Any
     CELERY_APP: Any
 
 

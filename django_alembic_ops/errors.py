@@ -80,3 +80,16 @@ class FleetError(OpsError):
 
 class ChangedMigration(OpsError):
     """An applied script whose code changed since (its checksum in ``alembic_ops_history``)."""
+
+
+class SettingError(OpsError):
+    """An ``ALEMBIC_OPS`` value that cannot be used (``DDL_LOCK_TIMEOUT="3 secs"``).
+
+    ``problem`` says what is wrong, ``accepted`` what the key takes (the
+    system check shows them as its message and hint).
+    """
+
+    def __init__(self, problem: str, accepted: str) -> None:
+        super().__init__(f"{problem}: {accepted}.")
+        self.problem = problem
+        self.accepted = accepted

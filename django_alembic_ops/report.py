@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 
+from . import conf
+
 if TYPE_CHECKING:
     from .runner import Step
     from .scripts import OpsMigration
@@ -41,6 +43,7 @@ class RunReporter:
         self.style = style
         self.verbosity = verbosity
         self._line_open = False
+        self._retries: dict[str, int] = {}
 
     def running(self, steps: list[Step], *, say_when_empty: bool = True) -> None:
         if self.verbosity < 1 or (not steps and not say_when_empty):
@@ -59,6 +62,9 @@ class RunReporter:
     ) -> None:
         if self.verbosity < 1:
             return
+        if event.endswith("_retry"):
+            self._retry(event, migration, elapsed or 0.0)
+            return
         if event.endswith("_start"):
             verb = "Applying" if event == "apply_start" else "Unapplying"
             self.stdout.write(f"  {verb} {migration.full_name}...", ending="")
@@ -70,6 +76,18 @@ class RunReporter:
         if self.verbosity >= 2 and elapsed is not None:
             result += f" ({elapsed:.3f}s)"
         self.stdout.write(result)
+
+    def _retry(self, event: str, migration: OpsMigration, pause: float) -> None:
+        """``  Applying x... lock timeout, retry 1 of 2 in 0.2s`` (the line is printed again)."""
+        if not self._line_open:  # TRANSACTION_PER_MIGRATION off: its start was not printed
+            verb = "Applying" if event == "apply_retry" else "Unapplying"
+            self.stdout.write(f"  {verb} {migration.full_name}...", ending="")
+        self._line_open = False
+        retry = self._retries[migration.full_name] = self._retries.get(migration.full_name, 0) + 1
+        total = conf.get().DDL_RETRIES
+        self.stdout.write(
+            self.style.WARNING(f" lock timeout, retry {retry} of {total} in {pause:.1f}s")
+        )
 
     def end_line(self) -> None:
         """After a failure: end an ``  Applying x...`` line that never got its OK."""

@@ -30,11 +30,15 @@ transaction to Django:
   (which ``atomic()`` would roll back without a word) is that migration's
   :class:`~.errors.MigrationFailed`;
 - the session settings a script changes (``SET statement_timeout``, ``SET
-  ROLE``, ...) are put back after the run (:mod:`.session`).
+  ROLE``, ...) are put back after the run (:mod:`.session`);
+- each transaction starts with the ``DDL_LOCK_TIMEOUT`` /
+  ``DDL_STATEMENT_TIMEOUT`` settings, and a migration rolled back after a
+  lock timeout runs again, ``DDL_RETRIES`` times (:mod:`.ddl_timeouts`).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import io
 import re
@@ -54,7 +58,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf, heap, history, proxies, session, sqlite_impl, state
+from . import bridge, conf, ddl_timeouts, heap, history, proxies, session, sqlite_impl, state
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -265,6 +269,8 @@ class _Scope:
             self._fk_check = True
         self._atomic = transaction.atomic(using=self.alias)
         self._atomic.__enter__()
+        if self.context.ops_timeouts is not None:
+            ddl_timeouts.begin(self.alias, self.context.ops_timeouts)
         self.context.ops_error = None  # a new transaction: nothing aborted it yet
 
     def close(self, exc: BaseException | None) -> None:
@@ -348,6 +354,8 @@ class DjangoMigrationContext(MigrationContext):
     ops_error: DBAPIError | None  # the last database error of the transaction
     ops_implicit_commits: bool  # MySQL: DDL commits, and what ran before it
     ops_history_ready = False  # the history table exists (checked once per run)
+    ops_timeouts: ddl_timeouts.Timeouts | None = None  # set at each transaction's start
+    ops_confirmed = 0  # steps committed so far (a retry runs the rest)
 
     def ops_setup(self, progress: Progress | None, fake: bool) -> None:
         """Set up what the subclass adds (Alembic built the object as its own class)."""
@@ -555,6 +563,7 @@ class DjangoMigrationContext(MigrationContext):
     def confirm(self) -> None:
         """Report the steps done so far: their transaction has committed."""
         unconfirmed, self.ops_unconfirmed = self.ops_unconfirmed, []
+        self.ops_confirmed += len(unconfirmed)
         if not self.ops_progress:
             return
         for step, elapsed, reported in unconfirmed:
@@ -569,8 +578,11 @@ class DjangoMigrationContext(MigrationContext):
 
 
 def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> RevisionStep:
-    """Wrap the step's migration function (Alembic sets it per instance)."""
-    alembic_step = step.alembic_step
+    """Wrap the step's migration function (Alembic sets it per instance).
+
+    On a copy: a retried run wraps the caller's step again, not our wrapper.
+    """
+    alembic_step = copy.copy(step.alembic_step)
     original = alembic_step.migration_fn
 
     @functools.wraps(original)  # Alembic names the step after the function
@@ -644,12 +656,87 @@ def run(
     shared tables in ``public`` stay visible — and its own version table. The
     connection's ``search_path`` is put back afterwards, like every session
     setting.
+
+    A migration that gave up waiting for a lock, and was rolled back, runs
+    again after a pause, ``DDL_RETRIES`` times, with the steps after it (those
+    committed before it are not run again); progress then reports
+    ``apply_retry`` (or ``unapply_retry``) with the pause as ``elapsed``. The
+    last failure names the session that held the lock (:mod:`.ddl_timeouts`).
     """
     if not steps:
         return
+    timeouts = ddl_timeouts.for_alias(alias)  # a bad setting: refused before anything runs
+    retries = 0
+    with ddl_timeouts.watched(alias, timeouts) as watch:
+        while True:
+            contexts: list[DjangoMigrationContext] = []
+            try:
+                # A retry starts where the committed steps left the version
+                # table, still under the run's migration lock.
+                expected = heads if retries == 0 else None
+                _run_once(
+                    alias,
+                    scripts,
+                    steps,
+                    expected,
+                    contexts,
+                    fake=fake,
+                    progress=progress,
+                    schema=schema,
+                    timeouts=timeouts,
+                    watch=watch,
+                )
+                return
+            except MigrationFailed as failure:
+                if timeouts is None or not contexts or not _lock_timed_out(failure, contexts[0]):
+                    raise
+                context = contexts[0]
+                if watch is not None:
+                    watch.statement_ended()  # the failed statement never reported its end
+                if retries == timeouts.retries:
+                    vendor = connections[alias].vendor
+                    message = ddl_timeouts.gave_up(
+                        str(failure), timeouts, retries + 1, watch, vendor
+                    )
+                    raise MigrationFailed(message) from failure.__cause__
+                failed = context.ops_current[0] if context.ops_current else steps[0]
+                steps = steps[context.ops_confirmed :]
+                retries += 1
+                pause = timeouts.pause(retries)
+                if progress is not None:
+                    progress(
+                        ddl_timeouts.retry_event(failed.forward), failed.migration, fake, pause
+                    )
+                time.sleep(pause)
+
+
+def _lock_timed_out(failure: MigrationFailed, context: DjangoMigrationContext) -> bool:
+    """Whether ``failure`` is a lock timeout that left nothing of the migration committed."""
+    cause = failure.__cause__
+    return (
+        cause is not None
+        and not context.ops_writes.committed_count
+        and ddl_timeouts.is_lock_timeout(_first_failure(cause))
+    )
+
+
+def _run_once(
+    alias: str,
+    scripts: OpsScripts,
+    steps: Sequence[Step],
+    heads: Sequence[str] | None,
+    contexts: list[DjangoMigrationContext],
+    *,
+    fake: bool,
+    progress: Progress | None,
+    schema: str | None,
+    timeouts: ddl_timeouts.Timeouts | None,
+    watch: ddl_timeouts.LockWatch | None,
+) -> None:
+    """One attempt of :func:`run`; its migration context is appended to ``contexts``."""
 
     def steps_fn(current_heads: Any, context: MigrationContext) -> list[RevisionStep]:
-        if set(current_heads) != set(heads):
+        if heads is not None and set(current_heads) != set(heads):
             raise TransactionError(
                 f"Ops migrations on database '{alias}' changed while planning; run again."
             )
@@ -673,6 +760,9 @@ def run(
         assert isinstance(context, DjangoMigrationContext)
         sqlite_impl.adapt(context)
         context.ops_setup(progress, fake)
+        context.ops_timeouts = timeouts
+        ddl_timeouts.listen(sa_connection, watch)
+        contexts.append(context)
         try:
             with heap.long_lived_objects_frozen(), env.begin_transaction():
                 env.run_migrations()

@@ -83,6 +83,8 @@ class _Progress:
         self, event: str, migration: OpsMigration, fake: bool, elapsed: float | None
     ) -> None:
         self.forward = event.startswith("apply")
+        if event.endswith("_retry"):
+            return  # the same migration runs again (DDL_RETRIES)
         if event.endswith("_start"):
             self.running = migration
         else:
