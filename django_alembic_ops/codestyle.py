@@ -9,7 +9,9 @@ and comment lines between statements - the way ruff does: double quotes
 unless they need more escapes; what does not fit on a line is split inside
 its brackets, the arguments of a call first on one line of their own, else
 one a line with a trailing comma; a call chain ruff calls fluent
-(``sa.JSON().with_variant(...).with_variant(...)``) one call a line.
+(``sa.JSON().with_variant(...).with_variant(...)``) one call a line;
+implicitly concatenated strings (``"ALTER TABLE t " "VALIDATE ..."``) joined
+when they fit, else one a line.
 
 The printer is the one ruff's (and Prettier's) are built on: a document of
 groups that print flat when they fit, else broken at their line breaks.
@@ -66,7 +68,15 @@ class _Line:
     flat: str
 
 
-Doc: TypeAlias = "str | _Group | _Indent | _IfBreak | _Line | list[Doc]"
+@dataclass(eq=False)
+class _Concatenated:
+    """Implicitly concatenated strings: one string when it fits, else one part a line."""
+
+    joined: str
+    parts: list[str]
+
+
+Doc: TypeAlias = "str | _Group | _Indent | _IfBreak | _Line | _Concatenated | list[Doc]"
 _Command: TypeAlias = "tuple[int, bool, Doc]"  # (indent, broken, doc)
 
 _SOFT = _Line("")
@@ -96,6 +106,8 @@ def _fits(todo: list[_Command], rest: list[_Command], room: int, broken: dict[in
         indent, breaking, item = todo.pop()
         if isinstance(item, str):
             room -= _width(item)
+        elif isinstance(item, _Concatenated):
+            room -= _width(item.joined)
         elif isinstance(item, list):
             todo.extend((indent, breaking, part) for part in reversed(item))
         elif isinstance(item, _Indent):
@@ -121,6 +133,14 @@ def _print(doc: Doc, line_length: int) -> str:
         if isinstance(item, str):
             out.append(item)
             column += _width(item)
+        elif isinstance(item, _Concatenated):
+            if _fits([(indent, False, item.joined)], stack, line_length - column, broken):
+                stack.append((indent, False, item.joined))
+            else:
+                parts: list[Doc] = []
+                for part in item.parts:
+                    parts += [_SOFT, part] if parts else [part]
+                stack.append((indent, True, parts))
         elif isinstance(item, list):
             stack.extend((indent, breaking, part) for part in reversed(item))
         elif isinstance(item, _Indent):
@@ -161,11 +181,33 @@ def _string(value: str) -> str:
     return quote + "".join(body) + quote
 
 
-def _constant(node: ast.Constant) -> str:
+#: Attribute of a string constant written as several literals ("a " "b"): their values.
+_PARTS = "_codestyle_parts"
+
+
+def _note_concatenations(source: str, tree: ast.AST) -> None:
+    """Give each implicitly concatenated string constant its parts (see :data:`_PARTS`)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+            continue
+        segment = ast.get_source_segment(source, node) or ""
+        if segment.count('"') + segment.count("'") <= 2:
+            continue  # one literal (the common case: no tokenizing)
+        tokens = tokenize.generate_tokens(io.StringIO(segment).readline)
+        literals = [token.string for token in tokens if token.type == tokenize.STRING]
+        if len(literals) > 1:
+            setattr(node, _PARTS, [ast.literal_eval(literal) for literal in literals])
+
+
+def _constant(node: ast.Constant) -> Doc:
     value = node.value
     if isinstance(value, str):
         if node.lineno != node.end_lineno:
             raise _Unsupported("a multi-line string")  # kept as the author wrote it
+        parts = getattr(node, _PARTS, None)
+        if parts:
+            # As ruff: joined when that fits, else one literal a line.
+            return _Concatenated(_string(value), [_string(part) for part in parts])
         return _string(value)
     if value is None or isinstance(value, (bool, int)):
         return repr(value)
@@ -261,7 +303,7 @@ def _expr(node: ast.expr, *, in_chain: bool = False) -> Doc:
         and isinstance(node.operand, ast.Constant)
         and type(node.operand.value) is int
     ):
-        return ("-" if isinstance(node.op, ast.USub) else "+") + _constant(node.operand)
+        return ("-" if isinstance(node.op, ast.USub) else "+") + repr(node.operand.value)
     if not in_chain and _is_fluent(node):
         return _fluent(node)
     if isinstance(node, ast.Attribute) and not isinstance(node.value, ast.Constant):
@@ -417,6 +459,7 @@ def format_code(source: str, *, line_length: int = LINE_LENGTH) -> str:
     """
     try:
         tree = ast.parse(source)
+        _note_concatenations(source, tree)
         layout = _Layout(source, line_length)
         layout.block(tree.body, 0)
         layout.between(len(layout.lines) + 1)

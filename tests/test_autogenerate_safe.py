@@ -23,11 +23,14 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connections
 
+from django_alembic_ops import codestyle
+
 from .conftest import Project, query, run
 from .test_autogenerate import edit_models, reinstall
 from .test_autogenerate_oracle import for_installed_django, schema
 from .test_autogenerate_portable import made_for, named_aside
 from .test_lint import lint, needs_squawk
+from .test_writer import ruff_format
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -524,3 +527,24 @@ def test_opslint_lets_a_migration_drop_the_check_it_added(project: Project, pg_a
     assert [line.split(": ")[:2] for line in out] == [
         ["shop.0003_drop", "squawk/ban-drop-constraint"]
     ], out
+
+
+STATEMENTS = """\
+with op.get_context().autocommit_block():
+    if dialect == "postgresql":
+        op.execute('ALTER TABLE shop_item ' 'VALIDATE CONSTRAINT shop_item_qty_not_null')
+        op.execute('ALTER TABLE shop_order ' 'ADD CONSTRAINT shop_order_code_key ' 'UNIQUE USING INDEX shop_order_code_key')
+        op.execute('a ' "b")
+"""  # noqa: E501 (as Alembic renders it)
+
+
+@pytest.mark.parametrize("line_length", [60, 84, 88])
+def test_statements_in_parts_are_laid_out_as_ruff_lays_them_out(line_length: int) -> None:
+    """The SQL of VALIDATE CONSTRAINT / USING INDEX is written a clause a literal:
+    joined where the line has room, else one literal a line (no line too long)."""
+    laid_out = codestyle.format_code(STATEMENTS, line_length=line_length)
+    assert laid_out + "\n" == ruff_format(laid_out, line_length)
+    assert ast.dump(ast.parse(laid_out)) == ast.dump(ast.parse(STATEMENTS))
+    assert 'op.execute("a b")' in laid_out
+    assert '        op.execute(\n            "ALTER TABLE shop_order "\n' in laid_out
+    assert max(len(line) for line in laid_out.splitlines()) <= line_length

@@ -76,16 +76,36 @@ POSTGRESQL = "postgresql"
 _QUOTE = make_url("postgresql://").get_dialect()().identifier_preparer
 
 
-class _ValidateOp(ops.ExecuteSQLOp):
-    """``ALTER TABLE ... VALIDATE CONSTRAINT ...`` (PostgreSQL)."""
+class _StatementOp(ops.ExecuteSQLOp):
+    """A statement of PostgreSQL's, written as ``op.execute()`` of its ``parts``."""
 
     is_change = False
 
+    def __init__(self, *parts: str) -> None:
+        super().__init__("".join(parts))
+        self.parts = parts
+
+
+@renderers.dispatch_for(_StatementOp)
+def _render_statement(autogen_context: AutogenContext, op: _StatementOp) -> str:
+    # Implicitly concatenated literals, one clause each: the layout joins
+    # them where the line has room, else writes one a line, as ruff does.
+    return f"op.execute({' '.join(repr(part) for part in op.parts)})"
+
+
+def _table(table: str, schema: str | None) -> str:
+    name = _QUOTE.quote(table)
+    return f"{_QUOTE.quote_schema(schema)}.{name}" if schema else name
+
+
+class _ValidateOp(_StatementOp):
+    """``ALTER TABLE ... VALIDATE CONSTRAINT ...``."""
+
     def __init__(self, table: str, constraint: str, schema: str | None) -> None:
-        name = _QUOTE.quote(table)
-        if schema:
-            name = f"{_QUOTE.quote_schema(schema)}.{name}"
-        super().__init__(f"ALTER TABLE {name} VALIDATE CONSTRAINT {_QUOTE.quote(constraint)}")
+        super().__init__(
+            f"ALTER TABLE {_table(table, schema)} ",
+            f"VALIDATE CONSTRAINT {_QUOTE.quote(constraint)}",
+        )
 
 
 class _UniqueIndexOp(ops.CreateIndexOp):
@@ -94,22 +114,21 @@ class _UniqueIndexOp(ops.CreateIndexOp):
     is_change = False
 
 
-class _UsingIndexOp(ops.ExecuteSQLOp):
-    """``ALTER TABLE ... ADD CONSTRAINT name UNIQUE USING INDEX name`` (PostgreSQL)."""
-
-    is_change = False
+class _UsingIndexOp(_StatementOp):
+    """``ALTER TABLE ... ADD CONSTRAINT name UNIQUE USING INDEX name``."""
 
     def __init__(self, op: ops.CreateUniqueConstraintOp) -> None:
-        table = _QUOTE.quote(op.table_name)
-        if op.schema:
-            table = f"{_QUOTE.quote_schema(op.schema)}.{table}"
         name = _QUOTE.quote(str(op.constraint_name))
-        sql = f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"
+        parts = [
+            f"ALTER TABLE {_table(op.table_name, op.schema)} ",
+            f"ADD CONSTRAINT {name} ",
+            f"UNIQUE USING INDEX {name}",
+        ]
         if op.kw.get("deferrable"):
-            sql += " DEFERRABLE"
+            parts[-1] += " DEFERRABLE"
         if op.kw.get("initially"):
-            sql += f" INITIALLY {str(op.kw['initially']).upper()}"
-        super().__init__(sql)
+            parts[-1] += f" INITIALLY {str(op.kw['initially']).upper()}"
+        super().__init__(*parts)
 
 
 class _NotValidCheckOp(ops.CreateCheckConstraintOp):
