@@ -39,7 +39,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections
 
-from . import conf
+from . import conf, state
 from .errors import SettingError
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|min|h)\s*")
@@ -106,12 +106,13 @@ class Timeouts:
 def configured() -> Timeouts:
     """The ``DDL_*`` settings. :raises SettingError: a value that cannot be used."""
     settings = conf.get()
-    lock = parse_duration("DDL_LOCK_TIMEOUT", settings.DDL_LOCK_TIMEOUT)
+    written = settings.DDL_LOCK_TIMEOUT
+    lock = parse_duration("DDL_LOCK_TIMEOUT", written)
     return Timeouts(
         lock=lock,
         statement=parse_duration("DDL_STATEMENT_TIMEOUT", settings.DDL_STATEMENT_TIMEOUT),
         retries=parse_retries(settings.DDL_RETRIES),
-        lock_text="" if lock is None else str(settings.DDL_LOCK_TIMEOUT),
+        lock_text=written.strip() if isinstance(written, str) else f"{lock:g}s" if lock else "",
     )
 
 
@@ -259,9 +260,8 @@ class LockWatch:
     def __init__(self, alias: str, interval: float) -> None:
         self.alias = alias
         self.interval = interval
-        connection = connections[alias]
-        connection.ensure_connection()
-        self.pid = _backend_pid(connection.connection)
+        state.ensure_connection(alias)  # a one-line error if it cannot connect
+        self.pid = _backend_pid(connections[alias].connection)
         self.holders: list[Holder] = []
         self._since: float | None = None  # when the running statement started
         self._stop = threading.Event()

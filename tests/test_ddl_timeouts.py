@@ -350,3 +350,9 @@ def test_bad_value_refuses_the_run(bad_settings: None, project: Project, alias: 
 
 
 _ALL_TABLES = {**_TABLES, "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'"}
+
+
+@pytest.mark.parametrize("value, text", [("200ms", "200ms"), (3, "3s"), (0.5, "0.5s")])
+def test_lock_timeout_named_as_written(value: Any, text: str) -> None:
+    with override_settings(ALEMBIC_OPS={"DDL_LOCK_TIMEOUT": value}):
+        assert ddl_timeouts.configured().lock_text == text
