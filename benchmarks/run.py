@@ -5,7 +5,9 @@
 
 Also the flush a ``TransactionTestCase`` teardown runs: the package's ``flush``
 command against Django's own, in-process on a test database. Goals (``GOALS``)
-are checked on the measured rows and printed under the table.
+are checked on the measured rows and printed under the table. Fleets
+(``--scenarios fleet``, not run by default): ``opsmigrate --tenants`` against
+django-tenants' ``migrate_schemas``, see ``fleet.py``.
 
 See benchmarks/README.md for what is measured and what each column means.
 """
@@ -38,12 +40,13 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import generate  # noqa: E402
+from benchmarks import fleet, generate  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TOOLS = ("ops", "alembic", "django", "floor")
-SCENARIOS = ("upgrade", "noop", "sql", "autogenerate", "post_migrate", "flush")
+SCENARIOS = ("upgrade", "noop", "sql", "autogenerate", "post_migrate", "flush", "fleet")
+DEFAULT_SCENARIOS = SCENARIOS[:-1]  # the fleet takes an hour or more at T = 1000
 PEERS = ("alembic", "django", "floor")
 PG_DATABASE = "ops_bench"
 NO_TARGET = "no autogenerate target"
@@ -120,8 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenarios",
         nargs="+",
         choices=SCENARIOS,
-        default=list(SCENARIOS),
-        help="Subset of scenarios.",
+        default=list(DEFAULT_SCENARIOS),
+        help="Subset of scenarios (default: all but fleet).",
     )
     parser.add_argument(
         "--skip-autogenerate", action="store_true", help="Same as leaving it out of --scenarios."
@@ -156,6 +159,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="Exit with status 1 when a measured row misses its goal (see GOALS).",
     )
+    fleet.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.short:
         args.n = args.n or [100]
@@ -901,8 +905,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         check=True,
     )
     servers = {}
+    fleet_result = None
     try:
-        for backend in backends:
+        for backend in backends if set(args.scenarios) - {"fleet"} else []:
             db = Database(backend, workdir, pg)
             servers[backend] = db.server_version()
             for n in args.n:
@@ -913,6 +918,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for n in args.flush_n:
                     bench.flush(db, n)
             db.drop()
+        if "fleet" in args.scenarios:
+            fleet_result = fleet.run_scenario(args, pg, workdir, bench.base_env, bench.log)
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -944,7 +951,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     goals = check_goals(bench.rows)
     result["goals"] = goals
-    table = render_table(bench.rows) + render_goals(goals)
+    table = render_table(bench.rows) + render_goals(goals) if bench.rows else ""
+    if fleet_result is not None:
+        result["fleet"] = fleet_result
+        table += fleet_result["table"]
+        goals = goals + fleet_result["goals"]
     result["table"] = table
     sys.stderr.flush()
     print(table, end="", flush=True)

@@ -10,9 +10,12 @@ ran, and that every goal was evaluated.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from benchmarks import run as harness
 
@@ -134,3 +137,117 @@ def test_goals_are_met_only_when_measured_within_the_limit() -> None:
     }
     text = harness.render_goals(harness.check_goals(rows))
     assert "5.010 ms  <=    5 ms  NOT MET" in text and "not measured" in text
+
+
+def test_fleet_scenario_at_tiny_size(tmp_path: Path, pg_alias: str) -> None:
+    """``--scenarios fleet`` with 3 tenants and 2 migrations: every command ran and did
+    its work (the harness checks each schema), memory was sampled, goals evaluated,
+    and the harness's databases are gone afterwards."""
+    pytest.importorskip("django_tenants")
+    from .conftest import pg_execute
+
+    out = tmp_path / "fleet.json"
+    argv = [sys.executable, "-m", "benchmarks", "-q", "--scenarios", "fleet"]
+    argv += ["--tenants", "3", "--fleet-migrations", "2", "--runs", "1", "--json", str(out)]
+    # The Celery row needs workers (seconds to start): left out here, n/a.
+    argv += ["--redis-url", ""]
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-2000:]
+
+    result = json.loads(out.read_text())
+    assert result["results"] == []  # only the fleet ran
+    fleet = result["fleet"]
+    assert fleet["meta"]["tenants"] == [3] and fleet["meta"]["migrations"] == 2
+    assert fleet["meta"]["load"]["during_max"] is not None
+    rows = {row["scenario"]: row for row in fleet["rows"]}
+    assert set(rows) == {"fleet_apply", "fleet_noop"}
+    apply, noop = rows["fleet_apply"]["tools"], rows["fleet_noop"]["tools"]
+    for value in [
+        apply["ops --jobs 1"],
+        apply["ops --jobs 2"],
+        apply["django-tenants multiprocessing"],
+        *noop.values(),
+    ]:
+        _assert_measured(value, "wall_s", "cpu_s", "parent_rss_mb")
+    assert set(noop) == {"ops", "django-tenants standard", "django-tenants multiprocessing"}
+    # Two pool workers each, found and measured apart from the parent.
+    for value in (apply["ops --jobs 2"], apply["django-tenants multiprocessing"]):
+        assert value["workers"] == 2 and value["worker_rss_mb"] > 0, value
+    assert apply["ops --jobs 1"]["workers"] == 0 and noop["ops"]["workers"] == 0
+    assert apply["ops --executor celery"]["status"] == "n/a"
+    assert set(rows["fleet_apply"]["ratios"]) == {
+        "--jobs 2 / --jobs 1",
+        "--jobs 2 / django-tenants multiprocessing",
+    }
+    # One size: the goals checked at each size; growth in T needs two; Celery was left out.
+    assert {(goal["goal"], goal["n"]) for goal in fleet["goals"]} == {
+        ("fleet no-op, whole process", 3),
+        ("fleet no-op vs django-tenants (faster executor)", 3),
+        ("apply --jobs 2 vs --jobs 1", 3),
+        ("apply --jobs 2 vs django-tenants multiprocessing", 3),
+    }
+    assert all(goal["value"] > 0 for goal in fleet["goals"])
+    assert "Fleets: PostgreSQL" in stdout and "Goals (fleet" in stdout
+    assert re.search(r"full apply +3 +opsmigrate --tenants --jobs 2 +\d", stdout), stdout
+    left = pg_execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s",
+        [f"ops\\_bench\\_fleet\\_{process.pid}%"],
+    )
+    assert left == []
+
+
+def test_fleet_goals_leave_out_what_was_not_measured_on_purpose() -> None:
+    from benchmarks import fleet
+
+    def row(scenario: str, tenants: int, tools: dict[str, dict]) -> dict:
+        return {"scenario": scenario, "tenants": tenants, "tools": tools}
+
+    def ok(wall: float, parent: float, worker: float | None = None) -> dict:
+        return {"status": "ok", "wall_s": wall, "parent_rss_mb": parent, "worker_rss_mb": worker}
+
+    skipped = {"status": "n/a", "reason": "not measured at T > 200 (--fleet-peer-apply-max)"}
+    rows = [
+        row("fleet_noop", 200, {"ops": ok(1.0, 80), "django-tenants standard": ok(30.0, 60)}),
+        row("fleet_noop", 1000, {"ops": ok(2.5, 90), "django-tenants standard": ok(90.0, 60)}),
+        row(
+            "fleet_apply",
+            200,
+            {
+                "ops --jobs 1": ok(100.0, 80),
+                "ops --jobs 2": ok(55.0, 80, 70),
+                "django-tenants multiprocessing": ok(200.0, 60, 50),
+                "ops --executor celery": {"status": "n/a", "reason": "no Redis"},
+            },
+        ),
+        row(
+            "fleet_apply",
+            1000,
+            {
+                "ops --jobs 1": ok(500.0, 82),
+                "ops --jobs 2": {"status": "error", "reason": "exit 1"},
+                "django-tenants multiprocessing": skipped,
+                "ops --executor celery": {"status": "n/a", "reason": "no Redis"},
+            },
+        ),
+    ]
+    for value in rows:
+        value["ratios"] = fleet._ratios(value)
+
+    verdicts = {(g["goal"], g["n"]): (g["value"], g["met"]) for g in fleet.check_goals(rows)}
+
+    assert verdicts == {
+        ("fleet no-op, whole process", 200): (1.0, True),
+        ("fleet no-op, whole process", 1000): (2.5, False),
+        ("fleet no-op vs django-tenants (faster executor)", 200): (0.0333, True),
+        ("fleet no-op vs django-tenants (faster executor)", 1000): (0.0278, True),
+        ("apply --jobs 2 vs --jobs 1", 200): (0.55, True),
+        ("apply --jobs 2 vs --jobs 1", 1000): (None, False),  # failed: not measured
+        ("apply --jobs 2 vs django-tenants multiprocessing", 200): (0.275, True),
+        # django-tenants left out at T=1000 and Celery everywhere: no verdict at all.
+        ("parent peak RSS growth, no-op", "200->1000"): (1.125, False),
+        ("parent peak RSS growth, apply --jobs 2", "200->1000"): (None, False),
+        ("worker peak RSS growth, apply --jobs 2", "200->1000"): (None, False),
+    }
