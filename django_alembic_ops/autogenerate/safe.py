@@ -177,6 +177,8 @@ class _Later:
 
 
 class _Rewriter:
+    """Rewrites one ``upgrade()``'s operations, collecting what must run at its end."""
+
     def __init__(self, existing: set[str], dialects: Sequence[str]) -> None:
         self.existing = existing
         # Guards are needed when the script also runs elsewhere.
