@@ -58,36 +58,11 @@ def _require_alias(alias: str) -> None:
     pytest.skip(reason)
 
 
-#: Autogenerate from models builds its target for the database's backend (Django's
-#: DDL read back into SQLAlchemy types); MySQL's is not written yet (an app's own
-#: target_metadata works there).
-AUTOGENERATE_ON_MYSQL = "autogenerate on MySQL: not yet supported (issue 14)"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "autogenerate: the test autogenerates from models; its MySQL run skips "
-        f"({AUTOGENERATE_ON_MYSQL})",
-    )
-
-
-def skip_autogenerate_on_mysql(alias: str) -> None:
-    """Skip a test that autogenerates on ``alias`` when that is MySQL."""
-    if connections[alias].vendor == "mysql":
-        pytest.skip(AUTOGENERATE_ON_MYSQL)
-
-
 @pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
 def alias(request: pytest.FixtureRequest) -> str:
-    """A database alias, once per backend (SQLite, PostgreSQL, MariaDB).
-
-    Tests marked ``autogenerate`` skip their MariaDB run, saying why.
-    """
+    """A database alias, once per backend (SQLite, PostgreSQL, MariaDB)."""
     name = BACKENDS[request.param]
     _require_alias(name)
-    if name == "mysql" and request.node.get_closest_marker("autogenerate"):
-        pytest.skip(AUTOGENERATE_ON_MYSQL)
     return name
 
 

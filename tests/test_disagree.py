@@ -127,7 +127,6 @@ def test_migrate_refuses_in_one_line(switched: Path, alias: str, args: tuple[str
     assert recorded(alias) == ["o1", "s2"]
 
 
-@pytest.mark.autogenerate
 def test_autogenerate_refuses_in_one_line(switched: Path, alias: str) -> None:
     assert run_error("opsmakemigration", "shop", "--check", database=alias) == refusal(alias)
     assert run_error("opsmakemigration", "shop", "--dry-run", database=alias) == refusal(alias)

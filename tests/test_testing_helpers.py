@@ -467,7 +467,6 @@ def test_check_models_match_ddl_skips_without_target(project: Project) -> None:
     )
 
 
-@pytest.mark.autogenerate
 def test_check_models_match_ddl(project: Project, alias: str) -> None:
     project.app("shop", models=UNMANAGED)
     api.autogenerate("shop", database=alias)  # writes 0001 from the model

@@ -57,7 +57,7 @@ from django.db.migrations.loader import MigrationLoader
 from .. import app_env, bridge, conf, discovery, executor, heap, history, state
 from ..errors import OpsError
 from . import defaults, plugins, portable, render, safe, sqlite
-from .metadata import pg_constraint_name, sql_text
+from .metadata import is_key_index, pg_constraint_name, quoted, sql_text
 from .target import AppTarget, app_target
 
 __all__ = ["Comparison", "DatabaseNotAtHead", "compare"]
@@ -240,9 +240,10 @@ def name_constraints(
     """Name the unnamed constraints added to existing ``tables``.
 
     A ``downgrade()`` can only drop a constraint by name, and SQLite's batch
-    mode needs one to add it. PostgreSQL gets the name it would choose
-    itself (``<table>_<column>_key``, as for Django's inline ``UNIQUE``);
-    SQLite gets Django's (``..._uniq``, ``..._fk_<table>_<column>``). Run
+    mode needs one to add it. PostgreSQL and MySQL get the name they would
+    choose themselves for Django's inline ``UNIQUE`` (``<table>_<column>_key``;
+    the column's name); SQLite gets Django's (``..._uniq``,
+    ``..._fk_<table>_<column>``). Run
     before the operations are reversed. On SQLite an unnamed constraint of
     the database cannot be dropped in batch mode: that is noted instead.
     """
@@ -259,11 +260,13 @@ def name_constraints(
                 )
             elif isinstance(sub, ops.CreateUniqueConstraintOp) and not sub.constraint_name:
                 columns = [str(c) for c in sub.columns]
-                sub.constraint_name = (
-                    pg_constraint_name(sub.table_name, "_".join(columns), "key")
-                    if postgresql
-                    else _django_name(connection, sub.table_name, columns, "_uniq")
-                )
+                if postgresql:
+                    name = pg_constraint_name(sub.table_name, "_".join(columns), "key")
+                elif connection.vendor == "mysql":
+                    name = columns[0]
+                else:
+                    name = _django_name(connection, sub.table_name, columns, "_uniq")
+                sub.constraint_name = name
             elif isinstance(sub, ops.DropConstraintOp) and not sub.constraint_name:
                 notes.append(
                     f"{op.table_name}: an unnamed {sub.constraint_type or 'constraint'} cannot "
@@ -280,7 +283,7 @@ def _quoted_default(connection: BaseDatabaseWrapper, fld: Any) -> str | None:
     editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
     try:
         value = editor.effective_default(fld)
-        return None if value is None else str(editor.quote_value(value))
+        return None if value is None else quoted(editor, value)
     except (TypeError, ValueError):
         return None
 
@@ -517,6 +520,8 @@ def compare(
                 return columns not in hidden.get(obj.table.name, set())
             if type_ == "foreign_key_constraint" and is_sqlite:
                 return not same_foreign_key_elsewhere(obj)
+            if type_ == "index" and reflected and compare_to is None:
+                return not is_key_index(connections[database], obj)
             return True
 
         # The app's own hooks narrow what is compared; they never widen it.

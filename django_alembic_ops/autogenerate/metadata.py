@@ -6,9 +6,12 @@ asked on the connection the schema is for:
 - the column type is ``field.db_parameters(connection)["type"]`` (with its
   collation and CHECK), turned into a SQLAlchemy type by the dialect's own
   parser: PostgreSQL's reflection parser (after PostgreSQL's documented type
-  aliases, ``varchar`` -> ``character varying``), SQLite's type-affinity rules
-  on the upper-cased string;
-- identity / ``AUTOINCREMENT`` from ``field.db_type_suffix(connection)``;
+  aliases, ``varchar`` -> ``character varying``), MySQL's parser of ``SHOW
+  CREATE TABLE`` lines (after MySQL's documented synonyms, ``bool`` ->
+  ``boolean``, ``double precision`` -> ``double``), SQLite's type-affinity
+  rules on the upper-cased string;
+- identity / ``AUTOINCREMENT`` from ``field.db_type_suffix(connection)``
+  (MySQL's ``AUTO_INCREMENT`` is in the type string);
 - database defaults from the schema editor's ``db_default_sql()``;
 - index and unique-index names, columns, opclasses, conditions and
   ``INCLUDE`` lists from the statements the schema editor builds for
@@ -18,8 +21,14 @@ asked on the connection the schema is for:
   ``create_model()`` makes, so a unique set is a unique index where Django
   makes one (SQLite) and a constraint where Django makes one (PostgreSQL);
 - foreign-key names from ``_fk_constraint_name()`` where Django names them
-  (PostgreSQL), none where Django writes them inline (SQLite), and
+  (PostgreSQL, MySQL), none where Django writes them inline (SQLite), and
   ``DEFERRABLE INITIALLY DEFERRED`` as Django writes it.
+
+On MySQL/MariaDB, a field's own CHECK (``PositiveIntegerField``'s
+```qty` >= 0``) is left out: Django writes it inline in the column's
+definition, where neither SQLAlchemy's inspector nor Alembic's comparison
+sees it, and the column is ``UNSIGNED`` anyway (MariaDB's ``JSON_VALID``
+comes with its ``json`` type).
 
 The schema editor is only asked for statements (``collect_sql=True``); it
 never executes anything.
@@ -37,6 +46,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.backends.ddl_references import Expressions, IndexColumns, Statement
 from django.db.models.expressions import Col
 from sqlalchemy.engine import Dialect
@@ -49,8 +59,12 @@ __all__ = [
     "CHECK_COLUMN",
     "UnsupportedModel",
     "build_metadata",
+    "deferrable",
+    "is_key_index",
+    "key_deferrable",
     "model_tables",
     "pg_constraint_name",
+    "quoted",
 ]
 
 #: ``Table.info`` key set on tables that are only in the metadata so that
@@ -79,6 +93,31 @@ _PG_ALIASES = {
     "timestamptz": "timestamp with time zone",
 }
 _PG_TYPE = re.compile(r"^\s*([a-z_][a-z0-9_]*)(.*)$", re.I | re.S)
+
+#: MySQL's documented synonyms of its types ("Using Data Types from Other
+#: Database Engines", "Numeric Data Type Syntax"): ``SHOW CREATE TABLE``,
+#: whose lines SQLAlchemy's parser reads, names them by the type they stand for.
+_MYSQL_ALIASES = {
+    "bool": "boolean",
+    "double precision": "double",
+    "real": "double",
+    "dec": "decimal",
+    "int1": "tinyint",
+    "int2": "smallint",
+    "int3": "mediumint",
+    "int4": "int",
+    "int8": "bigint",
+    "middleint": "mediumint",
+    "float4": "float",
+    "float8": "double",
+    "long varbinary": "mediumblob",
+    "long varchar": "mediumtext",
+    "long": "mediumtext",
+}
+_MYSQL_TYPE = re.compile(
+    r"^\s*(double\s+precision|long\s+var(?:binary|char)|[a-z_][a-z0-9_]*)\s*(\([^)]*\))?(.*)$",
+    re.I | re.S,
+)
 _PG_IDENTIFIER_MAX = 63
 
 
@@ -118,6 +157,16 @@ def _unquote(name: object) -> str:
     return text
 
 
+def quoted(editor: Any, value: Any) -> str:
+    """``value`` as an SQL literal, by the schema editor's ``quote_value()``.
+
+    MySQLdb escapes a value that is not a string to bytes, which Django then
+    formats as ``b'1'`` (a bit literal) or ``b"'...'"``: decoded here.
+    """
+    literal = editor.quote_value(value)
+    return literal.decode() if isinstance(literal, bytes) else str(literal)
+
+
 def sql_text(sql: str) -> sa.TextClause:
     """``sa.text()`` of literal SQL (no bind parameters)."""
     # A colon before a word would be a bind parameter to text().
@@ -136,6 +185,31 @@ def _reflect_pg_type(
     if "named_type_loader" in inspect.signature(reflect).parameters:
         return reflect(text, _NoNamedTypes(), f"type {db_type!r}", collation)  # type: ignore[no-any-return]
     return reflect(text, {}, {}, f"type {db_type!r}", collation)  # type: ignore[no-any-return]
+
+
+def _parse_mysql_type(dialect: Dialect, db_type: str, collation: str | None) -> TypeEngine[Any]:
+    """MySQL's parser of a ``SHOW CREATE TABLE`` column line, on the line Django's type makes.
+
+    ``AUTO_INCREMENT`` (part of Django's type string on MySQL) is the
+    column's, not the type's; the parser reads ``UNSIGNED`` and ``COLLATE``.
+    """
+    match = _MYSQL_TYPE.match(db_type)
+    if match is None:
+        return sa.types.NULLTYPE
+    name = " ".join(match.group(1).lower().split())
+    name = _MYSQL_ALIASES.get(name, name)
+    args = re.sub(r"\s+", "", match.group(2) or "")
+    rest = re.sub(r"\bAUTO_INCREMENT\b", "", match.group(3), flags=re.I).strip()
+    line = f"  `c` {name}{args}{' ' + rest if rest else ''}"
+    if collation:
+        line += f" COLLATE {collation}"
+    from sqlalchemy.dialects.mysql.reflection import ReflectedState  # MySQL projects only
+
+    state = ReflectedState()
+    dialect._tabledef_parser._parse_column(line + ",", state)  # type: ignore[attr-defined]
+    if not state.columns:
+        return sa.types.NULLTYPE
+    return state.columns[0]["type"]
 
 
 def sqlalchemy_type(
@@ -157,14 +231,42 @@ def sqlalchemy_type(
             result = dialect._resolve_type_affinity(db_type.upper())  # type: ignore[attr-defined]
             if collation and isinstance(result, sa.String):
                 result.collation = collation
+        elif dialect.name == "mysql":
+            result = _parse_mysql_type(dialect, db_type, collation)
         else:
             raise UnsupportedModel(
-                f"Autogenerate does not support the {dialect.name} backend yet "
-                "(SQLite and PostgreSQL are supported)."
+                f"Autogenerate does not support the {dialect.name} backend "
+                "(SQLite, PostgreSQL and MySQL/MariaDB are supported)."
             )
     if isinstance(result, sa.types.NullType):
         raise UnsupportedModel(f"SQLAlchemy does not know the {dialect.name} type {db_type!r}")
     return result
+
+
+def deferrable(sql: str) -> dict[str, Any]:
+    """``deferrable``/``initially`` of a constraint whose SQL ends with ``sql``."""
+    sql = sql.upper()
+    if "DEFERRABLE" not in sql or "NOT DEFERRABLE" in sql:
+        return {}
+    initially = "DEFERRED" if "INITIALLY DEFERRED" in sql else "IMMEDIATE"
+    return {"deferrable": True, "initially": initially}
+
+
+def key_deferrable(connection: BaseDatabaseWrapper) -> dict[str, Any]:
+    """``deferrable``/``initially`` of the foreign keys Django makes on ``connection``."""
+    editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
+    return deferrable(editor.sql_create_inline_fk or connection.ops.deferrable_sql())
+
+
+def _used_parts(statement: Statement) -> dict[str, Any]:
+    """The parts of ``statement`` its template writes.
+
+    A backend's template leaves out what it does not support (MySQL's
+    ``CREATE INDEX`` has no ``%(condition)s``: Django's partial index is a
+    plain one there).
+    """
+    template = str(statement.template)
+    return {k: v for k, v in statement.parts.items() if f"%({k})s" in template}
 
 
 @dataclass
@@ -183,6 +285,30 @@ class _Builder:
         # collect_sql=True: statements are built, never executed.
         self.editor = self.connection.schema_editor(collect_sql=True, atomic=False)
         self.editor.deferred_sql = []
+        if self.vendor == "mysql":
+            self.editor._field_should_be_indexed = self._mysql_field_should_be_indexed
+
+    def _mysql_field_should_be_indexed(self, model: type[models.Model], fld: Any) -> bool:
+        """Django's MySQL rule, with the server's default storage engine.
+
+        Django asks the server for the engine of each table (a query per
+        indexed field, and a connection a backend built offline does not
+        have); a table autogenerate creates gets the default engine. InnoDB
+        indexes a foreign key's column itself (an index named after the
+        constraint), so Django makes none for it.
+        """
+        editor = self.editor
+        base: Any = BaseDatabaseSchemaEditor  # its private rules are untyped in django-stubs
+        if not base._field_should_be_indexed(editor, model, fld):
+            return False
+        storage = self.connection.features._mysql_storage_engine  # type: ignore[attr-defined]
+        if (
+            storage == "InnoDB"
+            and fld.get_internal_type() == "ForeignKey"
+            and getattr(fld, "db_constraint", False)
+        ):
+            return False
+        return not editor._is_limited_data_type(fld)
 
     @property
     def vendor(self) -> str:
@@ -220,15 +346,16 @@ class _Builder:
         if getattr(fld, "generated", False):
             sql, gen_params = fld.generated_sql(self.connection)  # type: ignore[attr-defined]
             if gen_params:
-                sql = sql % tuple(self.editor.quote_value(p) for p in gen_params)
+                sql = sql % tuple(quoted(self.editor, p) for p in gen_params)
             args.append(sa.Computed(sql_text(sql), persisted=bool(fld.db_persist)))  # type: ignore[attr-defined]
             null = True
         elif getattr(fld, "has_db_default", lambda: False)():  # Django 5.0+
             sql, default_params = self.editor.db_default_sql(fld)
             if default_params:
-                sql = sql % tuple(self.editor.quote_value(p) for p in default_params)
+                sql = sql % tuple(quoted(self.editor, p) for p in default_params)
             kwargs["server_default"] = sql_text(sql)
-        suffix = fld.db_type_suffix(connection=self.connection) or ""
+        # MySQL's AUTO_INCREMENT is part of Django's type string there.
+        suffix = f"{fld.db_type_suffix(connection=self.connection) or ''} {db_type}"
         if fld.primary_key:
             if "IDENTITY" in suffix.upper():
                 args.append(sa.Identity(always="ALWAYS" in suffix.upper()))
@@ -255,7 +382,7 @@ class _Builder:
 
     def index(self, table: sa.Table, statement: Statement, *, unique: bool = False) -> sa.Index:
         """An index the schema editor would create with ``statement``."""
-        parts: dict[str, Any] = statement.parts
+        parts = _used_parts(statement)
         name = _unquote(parts["name"])
         columns = parts["columns"]
         expressions: list[Any] = []
@@ -269,7 +396,7 @@ class _Builder:
                     expressions.append(table.c[str(inner[0].target.column)])
                     continue
                 sql, params = columns.compiler.compile(item)
-                expressions.append(sql_text(sql % tuple(map(columns.quote_value, params))))
+                expressions.append(sql_text(sql % tuple(quoted(self.editor, p) for p in params)))
         else:
             suffixes = list(getattr(columns, "col_suffixes", ()) or ())
             for position, column_name in enumerate(columns.columns):
@@ -315,21 +442,13 @@ class _Builder:
         if self._is_unique_index(statement):
             self.index(table, statement, unique=True)
             return
-        parts: dict[str, Any] = statement.parts
-        kwargs = self._deferrable(str(parts.get("deferrable") or ""))
+        parts = _used_parts(statement)
+        kwargs = deferrable(str(parts.get("deferrable") or ""))
         if "NOT DISTINCT" in str(parts.get("nulls_distinct") or "").upper():
             kwargs["postgresql_nulls_not_distinct"] = True
         table.append_constraint(
             sa.UniqueConstraint(*parts["columns"].columns, name=_unquote(parts["name"]), **kwargs)
         )
-
-    @staticmethod
-    def _deferrable(sql: str) -> dict[str, Any]:
-        sql = sql.upper()
-        if "DEFERRABLE" not in sql or "NOT DEFERRABLE" in sql:
-            return {}
-        initially = "DEFERRED" if "INITIALLY DEFERRED" in sql else "IMMEDIATE"
-        return {"deferrable": True, "initially": initially}
 
     def _take_deferred(self) -> list[Statement]:
         taken = [s for s in self.editor.deferred_sql if isinstance(s, Statement)]
@@ -364,7 +483,8 @@ class _Builder:
             if fld.column not in table.c:
                 continue
             params = fld.db_parameters(connection=self.connection)
-            if params.get("check"):
+            # Not on MySQL: inline and out of sight there (see the module's docstring).
+            if params.get("check") and self.vendor != "mysql":
                 check_name = (
                     pg_constraint_name(name, fld.column, "check")
                     if self.vendor == "postgresql"
@@ -422,12 +542,10 @@ class _Builder:
             inline = constraint.constraint_sql(model, editor)
             if inline:
                 fields: list[Any] = [model._meta.get_field(n) for n in constraint.fields]
-                deferrable = editor._deferrable_constraint_sql(constraint.deferrable) or ""
+                deferred = editor._deferrable_constraint_sql(constraint.deferrable) or ""
                 table.append_constraint(
                     sa.UniqueConstraint(
-                        *[f.column for f in fields],
-                        name=constraint.name,
-                        **self._deferrable(deferrable),
+                        *[f.column for f in fields], name=constraint.name, **deferrable(deferred)
                     )
                 )
             for statement in self._take_deferred():
@@ -447,13 +565,11 @@ class _Builder:
         self.ensure_referenced(to_model, target)
         if editor.sql_create_inline_fk:
             name = None  # written inline by Django: unnamed
-            deferrable = editor.sql_create_inline_fk
         else:
             name = _unquote(
                 editor._fk_constraint_name(model, fld, "_fk_%(to_table)s_%(to_column)s")
             )
-            deferrable = self.connection.ops.deferrable_sql()
-        kwargs = self._deferrable(deferrable)
+        kwargs = key_deferrable(self.connection)
         on_delete = getattr(editor, "_create_on_delete_sql", None)
         if on_delete is not None:  # Django 6.0+: database-level on_delete
             match = re.search(r"ON DELETE ([A-Z ]+)", str(on_delete(model, fld) or ""), re.I)
@@ -477,6 +593,24 @@ class _Builder:
             raise UnsupportedModel(f"{name}.{target.column} is not a column of the model.")
         db_type = target.db_parameters(connection=self.connection)["type"]
         table.append_column(sa.Column(target.column, sqlalchemy_type(self.dialect, db_type)))
+
+
+def is_key_index(connection: BaseDatabaseWrapper, index: sa.Index) -> bool:
+    """Whether a reflected MySQL index is the one a foreign key was given by Django.
+
+    Before dropping the index a foreign key uses, Django's MySQL schema
+    editor gives the key an index of its own (``_create_missing_fk_index()``),
+    which no model declares: like the index InnoDB makes for a key itself,
+    it belongs to the key (Alembic leaves that one out by its name).
+    """
+    table = index.table
+    columns = [c.name for c in index.columns]
+    if connection.vendor != "mysql" or index.unique or len(columns) != 1 or table is None:
+        return False
+    if not any(list(fk.column_keys) == columns for fk in table.foreign_key_constraints):
+        return False
+    editor: Any = connection.schema_editor(collect_sql=True, atomic=False)
+    return bool(index.name == editor._create_index_name(table.name, columns, suffix=""))
 
 
 def model_tables(models_: Iterable[type[models.Model]]) -> list[type[models.Model]]:

@@ -64,7 +64,9 @@ from .metadata import (
     CHECK_COLUMN,
     UnsupportedModel,
     build_metadata,
+    key_deferrable,
     pg_constraint_name,
+    sql_text,
     sqlalchemy_type,
 )
 from .render import DIALECTS, DialectDefault
@@ -88,7 +90,21 @@ ENGINES = {
 
 
 #: The dialects :mod:`.metadata` builds a target for (the others are noted).
-SUPPORTED = ("sqlite", "postgresql")
+SUPPORTED = ("sqlite", "postgresql", "mysql")
+
+#: What a MySQL-family backend built offline (never connected) is taken to be:
+#: MariaDB 10.11, the server the suite runs on. Django reads these from the
+#: server (``mysql_server_data``); they decide its DDL (``uuid`` from MariaDB
+#: 10.7 on, DESC index columns from 10.8 on, CHECK constraints).
+OFFLINE_MYSQL_SERVER = {
+    "version": "10.11.0-MariaDB",
+    "sql_mode": "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,"
+    "NO_ENGINE_SUBSTITUTION",
+    "default_storage_engine": "InnoDB",
+    "sql_auto_is_null": False,
+    "lower_case_table_names": False,
+    "has_zoneinfo_database": True,
+}
 
 
 @dataclass(frozen=True)
@@ -123,14 +139,40 @@ def _offline_connection(vendor: str) -> BaseDatabaseWrapper:
     wrapper: BaseDatabaseWrapper = backend.DatabaseWrapper(
         settings_dict, alias=f"django_alembic_ops_{vendor}"
     )
+    if vendor == "mysql":
+        # What Django would ask the server (cached properties, set once).
+        wrapper.__dict__["mysql_server_data"] = dict(OFFLINE_MYSQL_SERVER)
+        wrapper.SchemaEditorClass = type(
+            "OfflineSchemaEditor", (backend.DatabaseSchemaEditor,), {"quote_value": _mysql_quote}
+        )
     return wrapper
+
+
+def _mysql_quote(editor: Any, value: Any) -> Any:
+    """Django's MySQL ``quote_value()`` without a connection: MySQLdb's escaping."""
+    import MySQLdb  # the driver Django's MySQL backend loaded
+
+    quoted = MySQLdb._mysql.escape(value, MySQLdb.converters.conversions)
+    # As Django's: only a string's quoted form is decoded.
+    if isinstance(value, str) and isinstance(quoted, bytes):
+        quoted = quoted.decode()
+    return quoted
 
 
 @functools.cache
 def _dialect(name: str) -> Dialect:
-    """SQLAlchemy's dialect ``name`` (its default driver's class, never connected)."""
-    dialect: Dialect = sa.engine.make_url(f"{name}://").get_dialect()()
-    return dialect
+    """SQLAlchemy's dialect ``name`` (its default driver's class, never connected).
+
+    MySQL's as for the server of :data:`OFFLINE_MYSQL_SERVER` (MariaDB's
+    native ``UUID`` for ``sa.Uuid``).
+    """
+    dialect_class: Any = sa.engine.make_url(f"{name}://").get_dialect()
+    if name != "mysql":
+        return cast(Dialect, dialect_class())
+    dialect = dialect_class(is_mariadb=True)
+    dialect.server_version_info = (10, 11, 0)
+    dialect.supports_native_uuid = True
+    return cast(Dialect, dialect)
 
 
 def backends(
@@ -182,6 +224,9 @@ def backends(
 
 def _compiled(type_: TypeEngine[Any], dialect: Dialect) -> str | None:
     try:
+        # Adapted first, as a statement on that backend adapts it: MySQL's
+        # DOUBLE refuses a precision without a scale (sa.Double(precision=53)).
+        type_.dialect_impl(dialect)
         return str(type_.compile(dialect=dialect))
     except Exception:  # a type the dialect cannot write (JSONB on SQLite)
         return None
@@ -191,6 +236,14 @@ def _generic(type_: TypeEngine[Any]) -> TypeEngine[Any] | None:
     try:
         return type_.as_generic()
     except NotImplementedError:  # no generic counterpart (INET)
+        return None
+
+
+def _bare(type_: TypeEngine[Any]) -> TypeEngine[Any] | None:
+    """``type_``'s class without arguments, when it takes none."""
+    try:
+        return type(type_)()
+    except TypeError:
         return None
 
 
@@ -229,6 +282,17 @@ def portable_type(
         )
 
     base = _generic(types["postgresql"]) if "postgresql" in types else None
+    if base is not None and not everywhere(base):
+        # Its arguments may be what another backend refuses (MySQL's DOUBLE
+        # takes no precision alone): without them, if PostgreSQL's is the same.
+        bare = _bare(base)
+        pg = dialects["postgresql"]
+        if (
+            bare is not None
+            and everywhere(bare)
+            and _compiled(bare, pg) == _compiled(types["postgresql"], pg)
+        ):
+            base = bare
     if base is None or not everywhere(base):
         candidates = [g for n in names if (g := _generic(types[n])) is not None and everywhere(g)]
         candidates += [types[n] for n in names if everywhere(types[n])]
@@ -272,7 +336,12 @@ def portable_default(defaults: dict[str, Any], primary: str) -> Any:
 
 
 def _auto_name(constraint: sa.Constraint, table: str, dialect: str) -> str | None:
-    """The name ``dialect`` gives ``constraint`` when it has none (PostgreSQL's rules)."""
+    """The name ``dialect`` gives ``constraint`` when it has none.
+
+    PostgreSQL's rules; MySQL names a unique key after its first column.
+    """
+    if dialect == "mysql" and isinstance(constraint, sa.UniqueConstraint):
+        return next((str(c.name) for c in constraint.columns), None)
     if dialect != "postgresql":
         return None
     if isinstance(constraint, sa.PrimaryKeyConstraint):
@@ -409,8 +478,13 @@ def _column(
     identity = next((c.identity for c in columns.values() if c.identity is not None), None)
     if identity is not None:
         args.append(sa.Identity(always=identity.always))
+    server_default = portable_default(
+        {n: c.server_default for n, c in columns.items()}, schema.primary.name
+    )
     if primary.computed is not None:
-        args.append(sa.Computed(primary.computed.sqltext, persisted=primary.computed.persisted))
+        sqltext = _computed_sql(columns, schema)
+        args.append(sa.Computed(sqltext, persisted=primary.computed.persisted))
+        server_default = None  # the Computed is the column's server default
     flags = {c.autoincrement for c in columns.values()}
     autoincrement: Any = False if False in flags else True if True in flags else "auto"
     comment = next((c.comment for c in columns.values() if c.comment), None)
@@ -420,12 +494,37 @@ def _column(
         *args,
         primary_key=primary.primary_key,
         nullable=primary.nullable,
-        server_default=portable_default(
-            {n: c.server_default for n, c in columns.items()}, schema.primary.name
-        ),
+        server_default=server_default,
         autoincrement=autoincrement,
         comment=comment,
     )
+
+
+def _computed_sql(columns: dict[str, sa.Column[Any]], schema: PortableSchema) -> Any:
+    """A generated column's expression, for every backend.
+
+    Django quotes its identifiers as each backend does (MySQL's backticks
+    are not PostgreSQL's double quotes); one expression runs everywhere
+    when they need no quotes on any backend.
+    """
+    primary = columns[schema.primary.name].computed
+    assert primary is not None
+    texts = {
+        name: str(column.computed.sqltext)
+        for name, column in columns.items()
+        if column.computed is not None
+    }
+    if len(set(texts.values())) <= 1:
+        return primary.sqltext
+    dialects = [backend.dialect for backend in schema.backends]
+
+    def unquoted(match: re.Match[str]) -> str:
+        name = match.group(1)
+        plain = all(not d.identifier_preparer._requires_quotes(name) for d in dialects)
+        return name if plain else match.group(0)
+
+    bare = {re.sub(r'["`](\w+)["`]', unquoted, text) for text in texts.values()}
+    return sql_text(bare.pop()) if len(bare) == 1 else primary.sqltext
 
 
 def _copy_index(index: sa.Index, table: sa.Table, kwargs: dict[str, Any]) -> sa.Index:
@@ -543,6 +642,10 @@ _LIKELY_FIELDS = (
     "IntegerField",
     "BigIntegerField",
     "SmallIntegerField",
+    # Only MySQL tells them apart (UNSIGNED).
+    "PositiveIntegerField",
+    "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
     "CharField",
     "TextField",
     "DateTimeField",
@@ -569,7 +672,7 @@ def _field_types(
     backend is ``type_``, as each backend's Django writes that field.
     """
     primary = schema.primary
-    wanted = _compiled(type_, primary.dialect)
+    wanted = _reported(type_, primary.dialect)
     params = {
         "max_length": getattr(type_, "length", None),
         "max_digits": getattr(type_, "precision", None),
@@ -586,10 +689,30 @@ def _field_types(
             except (TypeError, ValueError, KeyError, UnsupportedModel):
                 break
         else:
-            if _compiled(found[primary.name], primary.dialect) == wanted:
-                found[primary.name] = type_
+            djangos = found[primary.name]
+            if _reported(djangos, primary.dialect) == wanted:
+                # The database's own, unless it is only a synonym of Django's
+                # (MySQL's TINYINT(1) for BOOL, its json's LONGTEXT).
+                if _compiled(djangos, primary.dialect) == _compiled(type_, primary.dialect):
+                    found[primary.name] = type_
                 return internal, found
     return None, {}
+
+
+#: MariaDB's ``json`` is this type, with a ``JSON_VALID`` CHECK reflection does not show.
+_MARIADB_JSON = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+
+
+def _reported(type_: TypeEngine[Any], dialect: Dialect) -> str | None:
+    """``type_`` as the database reports it back: on MySQL, its synonyms resolved
+    (``BOOL`` is ``TINYINT(1)``, ``NUMERIC`` is ``DECIMAL``, MariaDB's ``JSON``),
+    without the display width of an integer type."""
+    text = _compiled(type_, dialect)
+    if text is None or dialect.name != "mysql":
+        return text
+    text = {"BOOL": "TINYINT(1)", "JSON": _MARIADB_JSON}.get(text, text)
+    text = re.sub(r"^NUMERIC\b", "DECIMAL", text)
+    return re.sub(r"^((?:SMALL|MEDIUM|BIG)?INT(?:EGER)?)\(\d+\)", r"\1", text)
 
 
 #: What a type written in a script may use: SQLAlchemy and its dialects' types.
@@ -782,6 +905,17 @@ def _grouped(
     return result
 
 
+def _requoted(sql: str, dialect: str) -> str:
+    """A CHECK's SQL with its identifiers quoted as ``dialect`` quotes them.
+
+    MySQL quotes with backticks (a double-quoted word is a string there);
+    the others with double quotes.
+    """
+    if dialect == "mysql":
+        return re.sub(r'"((?:[^"]|"")+)"', lambda m: "`" + m.group(1).replace('""', '"') + "`", sql)
+    return re.sub(r"`((?:[^`]|``)+)`", lambda m: '"' + m.group(1).replace("``", "`") + '"', sql)
+
+
 def _checked_by(sql: str) -> str | None:
     """The column of a field's own CHECK as Django writes it (``"qty" >= 0``)."""
     match = re.fullmatch(r'\(?"(\w+)" >= 0\)?', sql.strip())
@@ -798,6 +932,8 @@ def _op_key(op: ops.MigrateOperation) -> tuple[Any, ...]:
         getattr(op, "constraint_type", None),
         tuple(c if isinstance(c, str) else repr(c) for c in columns),
         getattr(op, "referent_table", None),
+        # A CHECK's SQL differs per backend (MySQL quotes with backticks).
+        str(getattr(op, "condition", "")),
         tuple(sorted((k, repr(v)) for k, v in (getattr(op, "kw", None) or {}).items())),
     )
 
@@ -816,10 +952,8 @@ def _merged(
     return [(tuple(_canonical(d)), op) for d, op in merged.values()]
 
 
-def _index_ops(
-    indexes: Sequence[sa.Index], *, create: bool, names: list[str]
-) -> list[ops.MigrateOperation]:
-    """Create (or drop) the indexes of a new table; those for some backends in ``if`` blocks."""
+def _index_ops(indexes: Sequence[sa.Index], names: list[str]) -> list[ops.MigrateOperation]:
+    """Create the indexes of a new table; those for some backends in ``if`` blocks."""
 
     def key(index: sa.Index) -> tuple[Any, ...]:
         dialects = index.info.get(DIALECTS)
@@ -828,12 +962,8 @@ def _index_ops(
 
     made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
     for index in sorted(indexes, key=key):
-        op: ops.MigrateOperation = (
-            ops.CreateIndexOp.from_index(index) if create else ops.DropIndexOp.from_index(index)
-        )
+        op = ops.CreateIndexOp.from_index(index)
         made.append((tuple(index.info.get(DIALECTS) or names), op))
-    if not create:
-        made.reverse()
     return _grouped(made, names)
 
 
@@ -1004,6 +1134,12 @@ def _textual_on_postgresql(schema: PortableSchema, table: str, column: str) -> b
     )
 
 
+class KeyIndexOp(ops.CreateIndexOp):
+    """The index a foreign key needs on MySQL, made before the one it used is dropped."""
+
+    is_change = False  # part of the drop
+
+
 class _TableChanges:
     """The compared backend's operations on one existing table, for every backend."""
 
@@ -1028,6 +1164,26 @@ class _TableChanges:
         self.created_forms: set[int] = set()  # those of them the compared backend creates
         self.sqlite_checks: list[str] = []  # fields' CHECKs SQLite's rebuild must add
         self.created: set[str] = set()  # names of what the compared backend creates
+        # Indexes and constraints the container makes or drops here.
+        self.touched = {
+            str(getattr(sub, "index_name", None) or getattr(sub, "constraint_name", None))
+            for sub in subs
+            if isinstance(sub, (*_INDEX_OPS, *_CONSTRAINT_OPS))
+        }
+        self.fk_indexed: set[str] = set()  # columns given their key's index on MySQL
+        self.orders: dict[str, list[str]] | None = None  # MySQL's index column orders
+        # Columns of foreign keys: in a target, or made or dropped here.
+        self.key_columns = {
+            str(column)
+            for sub in subs
+            if isinstance(sub, ops.CreateForeignKeyOp)
+            or (isinstance(sub, ops.DropConstraintOp) and sub.constraint_type == "foreignkey")
+            for column in self._columns(sub)
+        }
+        for backend in schema.backends:
+            found = backend.metadata.tables.get(table)
+            for key in found.foreign_key_constraints if found is not None else ():
+                self.key_columns |= {str(c) for c in key.column_keys}
 
     def translate(self, op: ops.MigrateOperation) -> list[ops.MigrateOperation]:
         """``op`` on every backend: itself where it is right, the backends' own elsewhere."""
@@ -1037,10 +1193,14 @@ class _TableChanges:
             and "sqlite" in self.schema.names
             and _target_column(self.schema, self.table, op.column.name) is None
         ):
-            # A column back in downgrade(): its CHECK on SQLite (JSON_VALID).
+            # A column back in downgrade(): its CHECK on SQLite (JSON_VALID,
+            # a positive field's).
             internal, _ = _field_types(op.column.type, self.schema)
             self._sqlite_check(internal, op.column.name)
+        checks = self._mysql_readded_checks(op)
         _column_op(op, self.table, self.schema)
+        if checks:
+            return _grouped([(tuple(self.schema.names), op), *checks], self.schema.names)
         if not isinstance(op, (*_INDEX_OPS, *_CONSTRAINT_OPS)):
             return [op]
         primary = self.schema.primary.name
@@ -1080,8 +1240,54 @@ class _TableChanges:
         if not forms:
             # Not in the target (dropped, or back in downgrade()): in the
             # form the other backends have it, by Django's rules.
+            if isinstance(op, ops.CreateIndexOp) and primary == "mysql":
+                self._mysql_descending(op)
             made += self._guessed(op, rest)
+        if not forms or not create:  # a new key's index is the target's (extras())
+            made += self._key_field_index_ops(op, create=create)
+        if not create:
+            made = self._mysql_key_index(op) + made
         return _grouped(_merged(made, self.schema.names), self.schema.names)
+
+    def _mysql_key_index(
+        self, op: ops.MigrateOperation
+    ) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+        """The index a foreign key needs on MySQL, before ``op`` drops the one it used.
+
+        InnoDB refuses to drop the index a foreign key uses (a unique set or
+        an index that starts with the key's column took the place of the
+        key's own). Django's schema editor then first gives the key an index
+        of its own (``_create_missing_fk_index()``, named as a field's index),
+        unless another one starts with the column; so does the script, on
+        MySQL, where none of the table's other indexes in the target does.
+        ``IF NOT EXISTS``: an earlier migration may have made it.
+        """
+        columns = self._columns(op)
+        if "mysql" not in self.schema.names or not columns or columns[0] in self.fk_indexed:
+            return []
+        if isinstance(op, ops.DropConstraintOp) and op.constraint_type not in (None, "unique"):
+            return []
+        column = columns[0]
+        table = self.schema.backend("mysql").metadata.tables.get(self.table)
+        if table is None or not any(
+            list(fk.column_keys)[:1] == [column] for fk in table.foreign_key_constraints
+        ):
+            return []
+        name = str(getattr(op, "index_name", None) or getattr(op, "constraint_name", None))
+        others: list[Any] = [table.primary_key, *table.indexes]
+        others += [c for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+        if any(
+            [c.name for c in item.columns][:1] == [column]
+            for item in others
+            if str(item.name) != name and str(item.name) not in self.touched
+        ):
+            return []
+        self.fk_indexed.add(column)
+        editor: Any = self.schema.backend("mysql").connection.schema_editor(
+            collect_sql=True, atomic=False
+        )
+        index = str(editor._create_index_name(self.table, [column], suffix=""))
+        return [(("mysql",), KeyIndexOp(index, self.table, [column], if_not_exists=True))]
 
     def _guessed(
         self, op: ops.MigrateOperation, dialects: list[str], *, only_companions: bool = False
@@ -1121,7 +1327,7 @@ class _TableChanges:
         primary = self.schema.primary.name
         if primary == "postgresql" and name.endswith("_like"):
             return None  # PostgreSQL's own
-        if dialect == "sqlite" and (
+        if dialect in ("sqlite", "mysql") and (
             isinstance(op, ops.CreateCheckConstraintOp)
             or (isinstance(op, ops.DropConstraintOp) and op.constraint_type == "check")
         ):
@@ -1129,12 +1335,15 @@ class _TableChanges:
             if column is not None:
                 # A positive field's CHECK: SQLite has it unnamed in the
                 # table's definition, restated by the rebuild (or gone with
-                # the column), written as Django writes it there.
-                if isinstance(op, ops.CreateCheckConstraintOp):
+                # the column), written as Django writes it there; MySQL's
+                # is not made (see .metadata).
+                if isinstance(op, ops.CreateCheckConstraintOp) and dialect == "sqlite":
                     self._sqlite_check("PositiveIntegerField", column)
                 return None
         columns = self._columns(op)
         index_op = isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp))
+        if dialect == "mysql" and index_op and self._key_field_index(name, columns):
+            return None  # InnoDB indexes the key itself
         unique_op = isinstance(op, ops.CreateUniqueConstraintOp) or (
             isinstance(op, ops.DropConstraintOp) and op.constraint_type == "unique"
         )
@@ -1142,20 +1351,39 @@ class _TableChanges:
             isinstance(op, ops.DropIndexOp) and self._unique(op)
         )
         create = isinstance(op, (ops.CreateIndexOp, ops.AddConstraintOp))
-        if unique_op and len(columns) == 1 and {primary, dialect} == {"sqlite", "postgresql"}:
+        if isinstance(op, ops.CreateForeignKeyOp):
+            # Deferrable as Django makes keys there (never on MySQL).
+            kw = {k: v for k, v in op.kw.items() if k not in ("deferrable", "initially")}
+            kw.update(key_deferrable(self.schema.backend(dialect).connection))
+            return ops.CreateForeignKeyOp(
+                name, self.table, op.referent_table, op.local_cols, op.remote_cols, **kw
+            )
+        if isinstance(op, ops.CreateCheckConstraintOp) and "mysql" in (primary, dialect):
+            condition = _requoted(str(op.condition), dialect)
+            return ops.CreateCheckConstraintOp(name, self.table, condition)
+        # MySQL reports a unique constraint as a unique index.
+        field_unique = unique_op or (primary == "mysql" and unique_index)
+        if field_unique and len(columns) == 1 and primary != dialect:
             # A field's unique: named by Django for SQLite's batch mode, by
-            # the database on PostgreSQL.
-            editor: Any = self.schema.backend("sqlite").connection.schema_editor(
+            # the database on PostgreSQL (<table>_<column>_key) and MySQL
+            # (<column>).
+            editor: Any = self.schema.backend(primary).connection.schema_editor(
                 collect_sql=True, atomic=False
             )
             names = {
                 "sqlite": str(editor._create_index_name(self.table, columns, suffix="_uniq")),
                 "postgresql": pg_constraint_name(self.table, columns[0], "key"),
+                "mysql": columns[0],
             }
-            if name == names[primary]:
+            if name == names.get(primary) and dialect in names:
                 if create:
                     return ops.CreateUniqueConstraintOp(names[dialect], self.table, columns)
                 return ops.DropConstraintOp(names[dialect], self.table, type_="unique")
+        if primary == "mysql" and unique_index and not name.endswith("_uniq"):
+            # A UniqueConstraint: a constraint on the other backends.
+            if create:
+                return ops.CreateUniqueConstraintOp(name, self.table, columns)
+            return ops.DropConstraintOp(name, self.table, type_="unique")
         if not name.endswith("_uniq") or not (unique_index or unique_op):
             return op
         # A unique set (unique_together): an index on SQLite, a constraint elsewhere.
@@ -1168,6 +1396,84 @@ class _TableChanges:
                 return ops.CreateUniqueConstraintOp(name, self.table, columns)
             return ops.DropConstraintOp(name, self.table, type_="unique")
         return op
+
+    def _mysql_descending(self, op: ops.CreateIndexOp) -> None:
+        """The ``DESC`` of an index MySQL's ``downgrade()`` makes again.
+
+        SQLAlchemy's MySQL reflection drops it; Django's introspection has
+        it (a query, for a table whose indexes come back only).
+        """
+        if self.orders is None:
+            connection = self.schema.primary.connection
+            with connection.cursor() as cursor:
+                constraints = connection.introspection.get_constraints(cursor, self.table)
+            self.orders = {name: list(c.get("orders") or []) for name, c in constraints.items()}
+        orders = self.orders.get(str(op.index_name), [])
+        if "DESC" in orders and len(orders) == len(op.columns):
+            op.columns = [
+                sa.literal_column(str(getattr(c, "name", c))).desc() if order == "DESC" else c
+                for c, order in zip(op.columns, orders, strict=True)
+            ]
+
+    def _mysql_readded_checks(
+        self, op: ops.MigrateOperation
+    ) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+        """A column MySQL's ``downgrade()`` adds back: its field's CHECK on PostgreSQL.
+
+        MySQL shows no CHECK of a field (see .metadata), so the comparison
+        has none to restore; the field is told by the column's type.
+        """
+        if (
+            not isinstance(op, ops.AddColumnOp)
+            or self.schema.primary.name != "mysql"
+            or "postgresql" not in self.schema.names
+            or _target_column(self.schema, self.table, op.column.name) is not None
+        ):
+            return []
+        internal, _ = _field_types(op.column.type, self.schema)
+        checks = self.schema.backend("postgresql").connection.data_type_check_constraints
+        sql = checks.get(internal) if internal else None
+        if not isinstance(sql, str):
+            return []
+        column = op.column.name
+        name = pg_constraint_name(self.table, column, "check")
+        create = ops.CreateCheckConstraintOp(name, self.table, sql % {"column": column})
+        return [(("postgresql",), create)]
+
+    def _key_field_index_ops(
+        self, op: ops.MigrateOperation, *, create: bool
+    ) -> list[tuple[tuple[str, ...], ops.MigrateOperation]]:
+        """With a foreign key MySQL made or dropped: Django's index of its column
+        on the other backends (InnoDB indexes the key itself; the others have
+        the field's index, ``db_index`` being a foreign key's default)."""
+        key = isinstance(op, ops.CreateForeignKeyOp) or (
+            isinstance(op, ops.DropConstraintOp) and op.constraint_type == "foreignkey"
+        )
+        columns = self._columns(op)
+        if self.schema.primary.name != "mysql" or not key or len(columns) != 1:
+            return []
+        names: dict[str, list[str]] = {}
+        for backend in self.schema.backends[1:]:
+            editor: Any = backend.connection.schema_editor(collect_sql=True, atomic=False)
+            name = str(editor._create_index_name(self.table, columns, suffix=""))
+            names.setdefault(name, []).append(backend.name)
+        made: list[tuple[tuple[str, ...], ops.MigrateOperation]] = []
+        for name, dialects in names.items():
+            index: ops.MigrateOperation = (
+                ops.CreateIndexOp(name, self.table, columns)
+                if create
+                else ops.DropIndexOp(name, table_name=self.table, if_exists=True)
+            )
+            made.append((tuple(_canonical(dialects)), index))
+        return made
+
+    def _key_field_index(self, name: str, columns: list[str]) -> bool:
+        """Whether ``name`` is the index Django gives a foreign key's column
+        (on the backends where the key has none of its own)."""
+        if len(columns) != 1 or columns[0] not in self.key_columns:
+            return False
+        editor: Any = self.schema.primary.connection.schema_editor(collect_sql=True, atomic=False)
+        return name == str(editor._create_index_name(self.table, columns, suffix=""))
 
     def _sqlite_check(self, internal: str | None, column: str) -> None:
         """Have SQLite's rebuild add the CHECK Django writes there for a field."""
@@ -1195,7 +1501,7 @@ class _TableChanges:
     def _columns(op: ops.MigrateOperation) -> list[str]:
         if isinstance(op, (ops.DropIndexOp, ops.DropConstraintOp)):
             op = op._reverse if op._reverse is not None else op
-        columns = getattr(op, "columns", None) or []
+        columns = getattr(op, "columns", None) or getattr(op, "local_cols", None) or []
         return [c if isinstance(c, str) else str(getattr(c, "name", "")) for c in columns]
 
     def _like_companion(
@@ -1216,6 +1522,8 @@ class _TableChanges:
             str(editor._create_index_name(self.table, [column], suffix=suffix))
             for suffix in ("", "_uniq")
         }
+        if self.schema.primary.name == "mysql":
+            field_names.add(column)  # MySQL names a field's unique after its column
         name = str(getattr(op, "index_name", None) or getattr(op, "constraint_name", None))
         like = _like_name(self.schema, self.table, column)
         if name not in field_names or like is None or like in {f.name for f in self.forms}:
@@ -1322,8 +1630,9 @@ def _rebuilt_on_sqlite(
         )
 
     def is_drop(sub: ops.MigrateOperation) -> bool:
+        # A foreign key's index made for a drop goes with the drops.
         inner = sub.ops if isinstance(sub, render.DialectOps) else [sub]
-        return all(isinstance(o, ops.DropIndexOp) for o in inner)
+        return all(isinstance(o, (ops.DropIndexOp, KeyIndexOp)) for o in inner)
 
     drops = [sub for sub in op.ops if is_index(sub) and is_drop(sub)]
     creates = [sub for sub in op.ops if is_index(sub) and not is_drop(sub)]
@@ -1363,13 +1672,24 @@ def make_portable(container: ops.OpContainer, schema: PortableSchema, *, upgrade
     Django has there (:class:`_TableChanges`). When the compared backend is
     not SQLite, the changes to existing tables go in batch blocks that SQLite
     can run (:func:`_rebuilt_on_sqlite`); when it is, its rebuilds are
-    SQLite's only.
+    SQLite's only. A dropped table's indexes go with it (no ``drop_index``
+    first: MySQL refuses to drop the index a foreign key uses).
     """
     new = {
         op.table_name
         for op in container.ops
         if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)) and op.table_name in schema.forms
     }
+    dropped = {op.table_name for op in container.ops if isinstance(op, ops.DropTableOp)}
+    for op in container.ops:
+        if isinstance(op, ops.ModifyTableOps) and op.table_name in dropped:
+            op.ops = [sub for sub in op.ops if not isinstance(sub, ops.DropIndexOp)]
+    container.ops = [
+        op
+        for op in container.ops
+        if not (isinstance(op, ops.DropIndexOp) and op.table_name in dropped)
+        and not (isinstance(op, ops.ModifyTableOps) and op.table_name in dropped and not op.ops)
+    ]
     primary = schema.primary.name
     changes: dict[str, _TableChanges] = {}
 
@@ -1385,10 +1705,8 @@ def make_portable(container: ops.OpContainer, schema: PortableSchema, *, upgrade
         if isinstance(op, ops.CreateTableOp) and table in new:
             assert table is not None
             result.append(ops.CreateTableOp.from_table(schema.metadata.tables[table]))
-            result += _index_ops(schema.indexes(table), create=True, names=schema.names)
+            result += _index_ops(schema.indexes(table), schema.names)
         elif isinstance(op, ops.DropTableOp) and table in new:
-            assert table is not None
-            result += _index_ops(schema.indexes(table), create=False, names=schema.names)
             result.append(op)
         elif isinstance(op, _INDEX_OPS) and table in new:
             continue  # made above, with the table
