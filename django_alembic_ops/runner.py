@@ -803,6 +803,9 @@ def render_sql(
                 # Bound values inline (IN ('a', 'b'), not a placeholder), as
                 # Alembic's own env.py template renders offline SQL.
                 literal_binds=True,
+                # As that template does too: a driver's format/pyformat style
+                # (MySQLdb, psycopg) would write '100%' as '100%%'.
+                dialect_opts={"paramstyle": "named"},
                 on_version_apply=lambda **kw: finished.append(None),
                 **_configure_options(alias),
             )

@@ -918,3 +918,7 @@ def test_sql_text_is_kept_as_written(project: Project, alias: str) -> None:
     assert query(alias, "SELECT label, total FROM shop_item") == [("100%", 6)]
     with pytest.raises(Exception, match="pct|CHECK"):
         execute(alias, "INSERT INTO shop_item (price, qty, label) VALUES (1, 1, 'none')")
+    # Offline SQL, as a DBA runs it: '%' as written whatever the driver's
+    # parameter style (MySQLdb's and psycopg's would double it).
+    sql = run("opssqlmigrate", "shop", "0001", database=alias)
+    assert "DEFAULT '100%'" in sql and "'100%%'" not in sql
