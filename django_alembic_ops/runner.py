@@ -354,7 +354,7 @@ class DjangoMigrationContext(MigrationContext):
     ops_error: DBAPIError | None  # the last database error of the transaction
     ops_implicit_commits: bool  # MySQL: DDL commits, and what ran before it
     ops_history_ready = False  # the history table exists (checked once per run)
-    ops_timeouts: ddl_timeouts.Timeouts | None = None  # set at each transaction's start
+    ops_timeouts: ddl_timeouts.Timeouts | None = None  # set at the start of each transaction
     ops_confirmed = 0  # steps committed so far (a retry runs the rest)
 
     def ops_setup(self, progress: Progress | None, fake: bool) -> None:
@@ -661,7 +661,8 @@ def run(
     again after a pause, ``DDL_RETRIES`` times, with the steps after it (those
     committed before it are not run again); progress then reports
     ``apply_retry`` (or ``unapply_retry``) with the pause as ``elapsed``. The
-    last failure names the session that held the lock (:mod:`.ddl_timeouts`).
+    last failure (or the first, when part of the migration had committed)
+    names the session that held the lock (:mod:`.ddl_timeouts`).
     """
     if not steps:
         return
@@ -688,12 +689,15 @@ def run(
                 )
                 return
             except MigrationFailed as failure:
-                if timeouts is None or not contexts or not _lock_timed_out(failure, contexts[0]):
+                if timeouts is None or not contexts or not _lock_timed_out(failure):
                     raise
                 context = contexts[0]
                 if watch is not None:
                     watch.statement_ended()  # the failed statement never reported its end
-                if retries == timeouts.retries:
+                # Part of it committed (commit(), autocommit_block(), MySQL's
+                # DDL): running it again would not start from its start.
+                rolled_back = not context.ops_writes.committed_count
+                if not rolled_back or retries == timeouts.retries:
                     vendor = connections[alias].vendor
                     message = ddl_timeouts.gave_up(
                         str(failure), timeouts, retries + 1, watch, vendor
@@ -710,14 +714,10 @@ def run(
                 time.sleep(pause)
 
 
-def _lock_timed_out(failure: MigrationFailed, context: DjangoMigrationContext) -> bool:
-    """Whether ``failure`` is a lock timeout that left nothing of the migration committed."""
+def _lock_timed_out(failure: MigrationFailed) -> bool:
+    """Whether ``failure`` was caused by a lock timeout."""
     cause = failure.__cause__
-    return (
-        cause is not None
-        and not context.ops_writes.committed_count
-        and ddl_timeouts.is_lock_timeout(_first_failure(cause))
-    )
+    return cause is not None and ddl_timeouts.is_lock_timeout(_first_failure(cause))
 
 
 def _run_once(

@@ -356,3 +356,52 @@ _ALL_TABLES = {**_TABLES, "sqlite": "SELECT name FROM sqlite_master WHERE type =
 def test_lock_timeout_named_as_written(value: Any, text: str) -> None:
     with override_settings(ALEMBIC_OPS={"DDL_LOCK_TIMEOUT": value}):
         assert ddl_timeouts.configured().lock_text == text
+
+
+def test_fleet_progress_counts_a_retried_migration_once() -> None:
+    """A fleet target's result lists a migration done once it committed, not at a retry."""
+    from types import SimpleNamespace
+
+    from django_alembic_ops.fleet.apply import _Progress
+
+    progress = _Progress(None, None)  # type: ignore[arg-type]
+    migration: Any = SimpleNamespace(full_name="shop.0003_note")
+    progress("apply_start", migration, False, None)
+    progress("apply_retry", migration, False, 0.2)
+    assert (progress.running, progress.done) == (migration, [])
+    progress("apply_start", migration, False, None)
+    progress("apply_success", migration, False, 0.1)
+    assert (progress.running, progress.done) == (None, ["shop.0003_note"])
+
+
+PARTLY_COMMITTED = """
+op.create_table("shop_tmp", sa.Column("id", sa.Integer, primary_key=True))
+if op.get_context().dialect.name == "postgresql":
+    op.get_bind().commit()  # MySQL's CREATE TABLE commits by itself
+op.add_column("shop_order", sa.Column("note", sa.String(20)))
+"""
+
+
+@settings(DDL_LOCK_TIMEOUT="200ms", DDL_RETRIES=2)
+def test_partly_committed_migration_is_not_retried(
+    ops_settings: dict[str, Any], project: Project, server_alias: str
+) -> None:
+    project.app("shop")
+    project.script("shop", "0001_order", revision="s1", **one_table("shop_order"))
+    project.script("shop", "0002_tmp", revision="s2", down="s1", upgrade=PARTLY_COMMITTED)
+    run("opsmigrate", "shop", "0001", database=server_alias)
+    held = Holder(server_alias)
+    try:
+        out = Output()
+        with pytest.raises(CommandError) as info:
+            opsmigrate(server_alias, out)
+    finally:
+        held.close()
+    message = str(info.value)
+    assert "retry" not in out.getvalue()
+    assert message.startswith("Applying shop.0002_tmp failed and was not rolled back: ")
+    assert "; these statements had committed: CREATE TABLE shop_tmp" in message
+    assert " for a lock once (DDL_RETRIES 2)" in message
+    if held.vendor == "postgresql":
+        assert f"held by pid {held.pid} (application '{HOLDER}'" in message
+    assert versions(server_alias) == ["s1"]
