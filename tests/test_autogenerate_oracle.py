@@ -43,7 +43,7 @@ import pytest
 from django.db import connections
 
 from .conftest import Project, inspect_db, run
-from .test_autogenerate import mysql_index_definitions, reinstall
+from .test_autogenerate import edit_models, mysql_index_definitions, reinstall
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -319,6 +319,48 @@ def test_django_tables_adopted_by_ops_show_no_changes(project: Project, alias: s
 
     out = run("opsmakemigration", "djshop", "--check", database=alias)
     assert out.strip() == "No changes detected in app 'djshop'"
+
+
+KEYED = """
+from django.db import models
+
+
+class Owner(models.Model):
+    class Meta:
+        managed = {managed}
+
+
+class Item(models.Model):
+    owner = models.ForeignKey(Owner, on_delete=models.CASCADE)
+    rank = models.IntegerField()
+
+    class Meta:
+        managed = {managed}
+        unique_together = {unique_together}
+"""
+
+
+def test_key_index_django_made_on_mysql_is_no_change(project: Project, mysql_alias: str) -> None:
+    """Django gives a foreign key an index of its own before it drops the unique set the
+    key used (InnoDB refuses to drop it otherwise); adopted, that index is the key's."""
+
+    def keyed(managed: bool, unique_together: str) -> str:
+        return KEYED.format(managed=managed, unique_together=unique_together)
+
+    app = project.app("djshop", models=keyed(True, '[("owner", "rank")]'), ops=False)
+    (app / "migrations").mkdir()
+    (app / "migrations" / "__init__.py").write_text("")
+    run("makemigrations", "djshop")
+    edit_models(project, "djshop", keyed(True, "[]"))
+    run("makemigrations", "djshop")
+    run("migrate", "djshop", database=mysql_alias)
+    indexes = dict(mysql_index_definitions(mysql_alias, "djshop\\_item"))
+    (key_index,) = [name for name in indexes if re.fullmatch(r"djshop_item_owner_id_\w{8}", name)]
+    edit_models(project, "djshop", keyed(False, "[]"))
+
+    out = run("opsmakemigration", "djshop", "--check", database=mysql_alias)
+    assert out.strip() == "No changes detected in app 'djshop'"
+    assert key_index in dict(mysql_index_definitions(mysql_alias, "djshop\\_item"))
 
 
 INDEX_MODELS = """

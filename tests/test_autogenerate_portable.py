@@ -23,7 +23,7 @@ from django.db import connections
 from django_alembic_ops import codestyle, writer
 from django_alembic_ops.bridge import VENDOR_DIALECTS
 
-from .conftest import BACKENDS, Project, run, table_names
+from .conftest import BACKENDS, Project, needs_django_51, query, run, table_names
 from .test_autogenerate import edit_models, ruff_command
 from .test_autogenerate_oracle import for_installed_django, models_source, schema
 
@@ -108,6 +108,66 @@ def test_same_models_give_the_same_script_on_every_backend(project: Project) -> 
     assert "dialect = op.get_context().dialect.name" in first
     for target, script in scripts.items():
         assert script == first, target
+
+
+GENERATED = """
+from django.db import models
+from django.db.models import F
+
+
+class Line(models.Model):
+    price = models.IntegerField()
+    qty = models.IntegerField()
+    total = models.GeneratedField(
+        expression=F("price") * F("qty"), output_field=models.IntegerField(), db_persist=True
+    )
+
+    class Meta:
+        managed = {managed}
+"""
+
+
+def unquoted_computed(entry: dict[str, Any]) -> dict[str, Any]:
+    """A table's schema with its generated columns' SQL without identifier quotes.
+
+    Django quotes them as each backend does (MySQL's backticks, the others'
+    double quotes); the one script for every backend writes them unquoted.
+    SQLite keeps the text as written; PostgreSQL and MySQL report their own.
+    """
+    columns = []
+    for column in entry["columns"]:
+        computed = column.get("computed")
+        if isinstance(computed, dict):
+            sqltext = re.sub(r'["`](\w+)["`]', r"\1", computed["sqltext"])
+            column = {**column, "computed": {**computed, "sqltext": sqltext}}
+        columns.append(column)
+    return {**entry, "columns": columns}
+
+
+@needs_django_51
+def test_generated_column_from_each_backend_runs_on_every_backend(
+    project: Project, alias: str
+) -> None:
+    dj = project.app("djshop", models=GENERATED.format(managed=True), ops=False)
+    (dj / "migrations").mkdir()
+    (dj / "migrations" / "__init__.py").write_text("")
+    run("makemigrations", "djshop")
+    project.app("opshop", models=GENERATED.format(managed=False))
+    out = run("opsmakemigration", "opshop", database=alias)
+    (script,) = (project.root / "opshop" / "migrations_ops").glob("0001_*.py")
+    assert 'sa.Computed("(price * qty)", persisted=True)' in script.read_text()
+    for target in made_for(out):
+        run("migrate", "djshop", database=target)
+        run("opsmigrate", "opshop", database=target)
+        by_django, by_ops = schema(target, "djshop"), schema(target, "opshop")
+        assert unquoted_computed(by_ops["<app>_line"]) == unquoted_computed(
+            by_django["<app>_line"]
+        ), (alias, target)
+        with connections[target].cursor() as cursor:
+            cursor.execute("INSERT INTO opshop_line (price, qty) VALUES (2, 3)")
+        assert query(target, "SELECT total FROM opshop_line") == [(6,)], target
+        out = run("opsmakemigration", "opshop", "--check", database=target)
+        assert out.strip() == "No changes detected in app 'opshop'", (alias, target)
 
 
 @pytest.mark.parametrize("line_length", [40, 60, 88])
