@@ -149,7 +149,7 @@ set -x
 low=.venv-lowest/bin
 # shellcheck disable=SC2086  # one word per requirement
 $low/pip install -q -e . $lower_bounds psycopg2-binary 'pytest>=8' 'pytest-django>=4.8' \
-    'pytest-xdist>=3' </dev/null
+    'pytest-xdist>=3' 'pytest-timeout>=2.2' </dev/null
 $low/pip uninstall -q -y psycopg psycopg-binary psycopg-c </dev/null 2>/dev/null || true
 $low/python -c 'import django, importlib.util as u; assert django.VERSION[:3] == (4, 2, 0); assert not u.find_spec("psycopg")'
 # (No Celery either: the base dependencies only, so its tests skip.)
