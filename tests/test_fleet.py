@@ -208,6 +208,36 @@ def test_tenant_migrations_land_in_each_schema_and_shared_apps_once(fleet: Fleet
     ]
 
 
+def test_each_tenant_schema_keeps_the_history_of_its_own_migrations(fleet: Fleet) -> None:
+    """alembic_ops_history lives next to each version table: a tenant's applied and
+    unapplied events in its schema, the shared apps' in the database's."""
+    shop_and_billing(fleet.project)
+    fleet.tenants("fleet_one", "fleet_two")
+    out, error = run_fleet("--tenants", "--database", fleet.alias)
+    assert error is None, out
+    assert fleet.tables("alembic_ops_history") == {
+        ("public", "alembic_ops_history"),
+        ("fleet_one", "alembic_ops_history"),
+        ("fleet_two", "alembic_ops_history"),
+    }
+
+    def events(schema: str) -> list[tuple[str, str, str]]:
+        return query(
+            fleet.alias,
+            f'SELECT event, app, revision FROM "{schema}".alembic_ops_history ORDER BY id',
+        )
+
+    assert events("public") == [("apply", "shop", "s0001")]
+    assert events("fleet_one") == events("fleet_two") == [("apply", "billing", "b0001")]
+    out, error = run_fleet("billing", "zero", "--tenant", "fleet_one", "--database", fleet.alias)
+    assert error is None, out
+    assert events("fleet_one") == [
+        ("apply", "billing", "b0001"),
+        ("unapply", "billing", "b0001"),
+    ]
+    assert events("fleet_two") == [("apply", "billing", "b0001")]
+
+
 def create_tenants_at(fleet: Fleet, prefix: str, count: int, revision: str) -> list[str]:
     """``count`` schemas, each with a version table at ``revision``, in one statement."""
     fleet.execute(
