@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import compileall
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 OPS_APP = "benchops"
@@ -437,3 +438,371 @@ def autogen(root: Path, m: int) -> Path:
     compileall.compile_dir(str(base), quiet=2)
     (base / ".complete").touch()
     return base
+
+
+# -- the real-shaped history ------------------------------------------------------------
+#
+# What real projects run, ten migrations a cycle; cycle k (1-based) works on
+# table real_t<k>, created with REAL_ROWS rows, and on the table before it:
+#
+#    1  create real_t<k> (parent_id: a foreign key to real_t<k-1>) and fill it
+#       (one INSERT ... SELECT over a recursive CTE)
+#    2  add a nullable column c_a
+#    3  data UPDATE of every row: c_a = value * 3
+#    4  batch: c_a NOT NULL (SQLite: the table is rebuilt, its rows copied)
+#    5  an index on real_t<k-1>.value: an existing table with rows (cycle 1:
+#       real_t001.name)
+#    6  batch: column ref_id, a foreign key to real_t<k-1> and its index
+#    7  batch: real_t<k-1>.name varchar(100) -> varchar(200) (SQLite: a table
+#       that others reference is rebuilt)
+#    8  add a nullable column c_b
+#    9  data UPDATE of half the rows: ref_id, c_b
+#   10  batch: drop c_b
+#
+# Every third cycle, 7 and 8 are two branches (both follow 6), 9 is their
+# merge (no operations) and 10 follows it. The ops and Alembic forms are the
+# same scripts, in batch form where SQLite needs it (what autogenerate writes
+# there); the Django form does the same with Django's operations (the data
+# changes as RunSQL, the same SQL).
+
+REAL_APP_OPS = "realops"
+REAL_APP_DJANGO = "realdj"
+REAL_ROWS = 2000
+REAL_CYCLE = 10
+REAL_MERGE_EVERY = 3  # cycles
+
+
+def real_table(k: int) -> str:
+    return f"real_t{k:03d}"
+
+
+def real_model(k: int) -> str:
+    return f"R{k:03d}"
+
+
+@dataclass(frozen=True)
+class RealMigration:
+    """One migration of the real-shaped history, in every form."""
+
+    i: int  # 1-based position in the history
+    slug: str
+    down: tuple[int, ...]  # positions it follows (two for a merge)
+    upgrade: tuple[str, ...]  # lines of upgrade() (ops/Alembic)
+    django: tuple[str, ...]  # Django operations, as source
+
+
+def _seed_sql(k: int) -> str:
+    parent = "x" if k > 1 else "NULL"
+    return (
+        f"INSERT INTO {real_table(k)} (name, value, parent_id) "
+        f"WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq "
+        f"WHERE x < {REAL_ROWS}) SELECT 'name ' || x, x, {parent} FROM seq"
+    )
+
+
+def _batch(table_name: str, *lines: str) -> tuple[str, ...]:
+    return (f'with op.batch_alter_table("{table_name}") as batch_op:', *(f"    {x}" for x in lines))
+
+
+def _real_cycle(k: int) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(slug, upgrade lines, Django operations) of the ten migrations of cycle ``k``."""
+    t, prev = real_table(k), real_table(max(k - 1, 1))
+    model, prev_model = real_model(k).lower(), real_model(max(k - 1, 1)).lower()
+    merge_cycle = k % REAL_MERGE_EVERY == 0
+    indexed = "value" if k > 1 else "name"  # real_t001 gets both, from cycles 1 and 2
+    parent_column = (
+        [f'sa.Column("parent_id", sa.Integer(), sa.ForeignKey("{prev}.id"), nullable=True),']
+        if k > 1
+        else ['sa.Column("parent_id", sa.Integer(), nullable=True),']
+    )
+    parent_field = (
+        [
+            f'("parent", models.ForeignKey(null=True, db_index=False, '
+            f'on_delete=models.CASCADE, to="{REAL_APP_DJANGO}.{prev_model}")),'
+        ]
+        if k > 1
+        else ['("parent_id", models.IntegerField(null=True)),']
+    )
+    seed = _seed_sql(k)
+    update_a = f"UPDATE {t} SET c_a = value * 3"
+    update_b = f"UPDATE {t} SET ref_id = id, c_b = name WHERE value <= {REAL_ROWS // 2}"
+    bump = f"UPDATE {t} SET value = value + 1"  # cycle 1 has no table before it to widen
+    cycle = [
+        (
+            f"create_{t}",
+            (
+                "op.create_table(",
+                f'    "{t}",',
+                '    sa.Column("id", sa.Integer(), primary_key=True),',
+                '    sa.Column("name", sa.String(100), nullable=False),',
+                '    sa.Column("value", sa.Integer(), nullable=False),',
+                *(f"    {line}" for line in parent_column),
+                ")",
+                f'op.execute("{seed}")',
+            ),
+            (
+                "migrations.CreateModel(",
+                f'    name="{real_model(k)}",',
+                "    fields=[",
+                '        ("id", models.AutoField(auto_created=True, primary_key=True, '
+                'serialize=False, verbose_name="ID")),',
+                '        ("name", models.CharField(max_length=100)),',
+                '        ("value", models.IntegerField()),',
+                *(f"        {line}" for line in parent_field),
+                "    ],",
+                f'    options={{"db_table": "{t}"}},',
+                "),",
+                f'migrations.RunSQL("{seed}", migrations.RunSQL.noop),',
+            ),
+        ),
+        (
+            f"add_{t}_c_a",
+            (f'op.add_column("{t}", sa.Column("c_a", sa.Integer(), nullable=True))',),
+            (f'migrations.AddField("{model}", "c_a", models.IntegerField(null=True)),',),
+        ),
+        (
+            f"fill_{t}_c_a",
+            (f'op.execute("{update_a}")',),
+            (f'migrations.RunSQL("{update_a}", migrations.RunSQL.noop),',),
+        ),
+        (
+            f"{t}_c_a_not_null",
+            _batch(t, 'batch_op.alter_column("c_a", existing_type=sa.Integer(), nullable=False)'),
+            (f'migrations.AlterField("{model}", "c_a", models.IntegerField()),',),
+        ),
+        (
+            f"index_{prev}_{indexed}",
+            (f'op.create_index("{prev}_{indexed}_idx", "{prev}", ["{indexed}"])',),
+            (
+                f'migrations.AddIndex("{prev_model}", '
+                f'models.Index(fields=["{indexed}"], name="{prev}_{indexed}_idx")),',
+            ),
+        ),
+        (
+            f"{t}_ref",
+            _batch(
+                t,
+                'batch_op.add_column(sa.Column("ref_id", sa.Integer(), nullable=True))',
+                f'batch_op.create_foreign_key("{t}_ref_id_fk", "{prev}", ["ref_id"], ["id"])',
+                f'batch_op.create_index("{t}_ref_id_idx", ["ref_id"])',
+            ),
+            (
+                f'migrations.AddField("{model}", "ref", models.ForeignKey(null=True, '
+                'on_delete=models.SET_NULL, related_name="+", '
+                f'to="{REAL_APP_DJANGO}.{prev_model}")),',
+            ),
+        ),
+        (
+            f"widen_{prev}_name",
+            _batch(
+                prev,
+                'batch_op.alter_column("name", existing_type=sa.String(100), '
+                "type_=sa.String(200), existing_nullable=False)",
+            )
+            if k > 1
+            else (f'op.execute("{bump}")',),
+            (f'migrations.AlterField("{prev_model}", "name", models.CharField(max_length=200)),',)
+            if k > 1
+            else (f'migrations.RunSQL("{bump}", migrations.RunSQL.noop),',),
+        ),
+        (
+            f"add_{t}_c_b",
+            (f'op.add_column("{t}", sa.Column("c_b", sa.String(50), nullable=True))',),
+            (
+                f'migrations.AddField("{model}", "c_b", '
+                "models.CharField(max_length=50, null=True)),",
+            ),
+        ),
+        (
+            f"merge_{k:03d}" if merge_cycle else f"fill_{t}_ref",
+            () if merge_cycle else (f'op.execute("{update_b}")',),
+            () if merge_cycle else (f'migrations.RunSQL("{update_b}", migrations.RunSQL.noop),',),
+        ),
+        (
+            f"{t}_drop_c_b",
+            _batch(t, 'batch_op.drop_column("c_b")'),
+            (f'migrations.RemoveField("{model}", "c_b"),',),
+        ),
+    ]
+    return cycle
+
+
+def real_migrations(n: int) -> list[RealMigration]:
+    """The ``n`` migrations of the real-shaped history (``n``: a multiple of 10)."""
+    if n <= 0 or n % REAL_CYCLE:
+        raise ValueError(f"the real-shaped history has whole cycles of {REAL_CYCLE}: got N={n}")
+    out: list[RealMigration] = []
+    for k in range(1, n // REAL_CYCLE + 1):
+        base = (k - 1) * REAL_CYCLE
+        merge_cycle = k % REAL_MERGE_EVERY == 0
+        for j, (slug, upgrade, django) in enumerate(_real_cycle(k), start=1):
+            i = base + j
+            if merge_cycle and j == 8:
+                down: tuple[int, ...] = (base + 6,)  # a sibling of 7
+            elif merge_cycle and j == 9:
+                down = (base + 7, base + 8)  # their merge
+            else:
+                down = (i - 1,) if i > 1 else ()
+            out.append(RealMigration(i, slug, down, upgrade, django))
+    return out
+
+
+def real_expected(n: int) -> dict[str, set[str]]:
+    """Table -> its columns once the whole history of ``n`` migrations is applied."""
+    tables = {}
+    for k in range(1, n // REAL_CYCLE + 1):
+        tables[real_table(k)] = {"id", "name", "value", "parent_id", "c_a", "ref_id"}
+    return tables
+
+
+_REAL_SCRIPT = '''
+"""{slug}"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = {down!r}
+branch_labels = {branch_labels!r}
+depends_on = None
+
+
+def upgrade():
+{body}
+
+
+def downgrade():
+    pass
+'''
+
+_REAL_DJANGO_MIGRATION = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = {initial}
+    dependencies = {dependencies!r}
+    operations = [
+{operations}
+    ]
+"""
+
+
+def _real_name(migration: RealMigration) -> str:
+    return f"{migration.i:04d}_{migration.slug}"
+
+
+def _real_script(migration: RealMigration, *, branch_label: str | None) -> str:
+    down = tuple(revision(d) for d in migration.down)
+    body = "\n".join(f"    {line}" for line in migration.upgrade) or "    pass"
+    text = _REAL_SCRIPT.format(
+        slug=migration.slug.replace("_", " "),
+        revision=revision(migration.i),
+        down=None if not down else down[0] if len(down) == 1 else down,
+        branch_labels=(branch_label,) if (branch_label and migration.i == 1) else None,
+        body="{body}",
+    )
+    return textwrap.dedent(text).lstrip("\n").replace("{body}", body)
+
+
+def _real_django_migration(migration: RealMigration, names: dict[int, str]) -> str:
+    operations = "\n".join(f"        {line}" for line in migration.django)
+    text = _REAL_DJANGO_MIGRATION.format(
+        initial=migration.i == 1,
+        dependencies=[(REAL_APP_DJANGO, names[d]) for d in migration.down],
+        operations="{operations}",
+    )
+    return textwrap.dedent(text).lstrip("\n").replace("{operations}", operations)
+
+
+def real_history(root: Path, n: int) -> Path:
+    """Write the ops, Alembic and Django forms of the real-shaped history of ``n`` migrations.
+
+    The floor has no files here: its statements are captured from a run of
+    the Alembic form on each database (``real.py``).
+    """
+    base = root / f"real-{n}"
+    if (base / ".complete").exists():
+        return base
+    migrations = real_migrations(n)
+    names = {m.i: _real_name(m) for m in migrations}
+
+    ops = base / "ops"
+    _django_project(ops, ["django_alembic_ops", REAL_APP_OPS])
+    _write(ops / REAL_APP_OPS / "__init__.py", "")
+    _write(ops / REAL_APP_OPS / "migrations_ops" / "__init__.py", "")
+    alembic = base / "alembic"
+    _alembic_project(alembic, autogen=False)
+    for migration in migrations:
+        name = f"{names[migration.i]}.py"
+        ops_script = _real_script(migration, branch_label=REAL_APP_OPS)
+        (ops / REAL_APP_OPS / "migrations_ops" / name).write_text(ops_script)
+        (alembic / "versions" / name).write_text(_real_script(migration, branch_label=None))
+
+    django = base / "django"
+    _django_project(django, [REAL_APP_DJANGO])
+    _write(django / REAL_APP_DJANGO / "__init__.py", "")
+    _write(django / REAL_APP_DJANGO / "migrations" / "__init__.py", "")
+    for migration in migrations:
+        path = django / REAL_APP_DJANGO / "migrations" / f"{names[migration.i]}.py"
+        path.write_text(_real_django_migration(migration, names))
+
+    compileall.compile_dir(str(base), quiet=2)
+    (base / ".complete").touch()
+    return base
+
+
+# -- the keepdb project -----------------------------------------------------------------
+
+KEEPDB_APP = "benchkeepdb"
+
+_KEEPDB_SETTINGS = '''
+"""Benchmark settings for ``manage.py test --keepdb``: the flush project plus one test app.
+
+The test database is kept in BENCH_TEST_DB_NAME (a file on SQLite: Django's
+default in-memory test database cannot be kept).
+"""
+import os
+
+from benchflushsettings import *  # noqa: F403
+
+INSTALLED_APPS = {apps!r}
+DATABASES["default"]["TEST"] = {{"NAME": os.environ["BENCH_TEST_DB_NAME"]}}  # noqa: F405
+'''
+
+_KEEPDB_TESTS = '''
+"""One transactional test that writes a row to an ops table."""
+from django.db import connection
+from django.test import TransactionTestCase
+
+
+class OpsTableTest(TransactionTestCase):
+    def test_writes_a_row(self):
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO {table} (name, value) VALUES (%s, %s)", ["row", 1])
+            cursor.execute("SELECT count(*) FROM {table}")
+            self.assertGreaterEqual(cursor.fetchone()[0], 1)
+'''
+
+#: Settings module -> whether it has the app.
+KEEPDB_SETTINGS = {"benchkeepdbsettings": True, "benchkeepdbbaresettings": False}
+
+
+def keepdb_project(root: Path, n: int) -> Path:
+    """The ``n``-migration history's ops project, with a test app and two settings modules.
+
+    ``benchkeepdbsettings``: contenttypes, auth, ``django_alembic_ops``, the
+    ops app and the test app; ``benchkeepdbbaresettings``: the same without
+    ``django_alembic_ops`` (the ops app's tables are in the kept test
+    database all the same).
+    """
+    project = history(root, n) / "ops"
+    if (project / KEEPDB_APP / "tests.py").exists():
+        return project
+    base = ["django.contrib.contenttypes", "django.contrib.auth"]
+    for module, with_app in KEEPDB_SETTINGS.items():
+        apps = [*base, *(["django_alembic_ops"] if with_app else []), OPS_APP, KEEPDB_APP]
+        _write(project / f"{module}.py", _KEEPDB_SETTINGS.format(apps=apps))
+    _write(project / KEEPDB_APP / "__init__.py", "")
+    _write(project / KEEPDB_APP / "tests.py", _KEEPDB_TESTS.format(table=table(1)))
+    compileall.compile_dir(str(project), quiet=2)  # the new files only
+    return project

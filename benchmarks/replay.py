@@ -1,0 +1,113 @@
+"""The floor of the real-shaped history: Alembic's own statements, replayed by the bare driver.
+
+The real-shaped history (``generate.real_history``) has no hand-written
+floor: its statements depend on what Alembic's batch mode reflects. So they
+are captured once per database from a run of the plain Alembic form, then
+replayed::
+
+    python benchmarks/replay.py capture OUT.json    # in the Alembic project, untimed
+    python benchmarks/replay.py floor sqlite|postgresql IN.json   # timed: the floor
+
+``capture`` runs ``alembic upgrade heads`` in this process with SQLAlchemy
+listeners on every engine: each statement that writes (not ``SELECT``,
+``PRAGMA``, ``SHOW``: reflection and version reads are the tools' own
+business, not the work) with its parameters, grouped by the transaction
+that committed it (one per migration: ``transaction_per_migration=True``).
+``floor`` imports nothing but ``json`` and the driver and runs each group in
+one transaction (``BEGIN`` ... ``COMMIT``, as opsmigrate and Django do), on
+the database the ``BENCH_*`` variables name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+_READS = ("SELECT", "PRAGMA", "SHOW")
+
+
+def _jsonable(parameters: Any) -> Any:
+    if isinstance(parameters, dict):
+        return dict(parameters)
+    if isinstance(parameters, (list, tuple)):
+        return [_jsonable(p) if isinstance(p, (list, tuple, dict)) else p for p in parameters]
+    return parameters
+
+
+def capture(out: str) -> None:
+    from alembic.config import main as alembic
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    transactions: list[list[list[Any]]] = []
+    current: list[list[Any]] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                 executemany: bool) -> None:  # fmt: skip
+        if not statement.lstrip().upper().startswith(_READS):
+            current.append([statement, _jsonable(parameters), executemany])
+
+    def committed(conn: Any) -> None:
+        if current:
+            transactions.append(list(current))
+            current.clear()
+
+    event.listen(Engine, "before_cursor_execute", executed)
+    event.listen(Engine, "commit", committed)
+    alembic(["-c", "alembic.ini", "upgrade", "heads"])
+    if current:
+        transactions.append(list(current))
+    with open(out, "w") as handle:
+        json.dump({"transactions": transactions}, handle)
+
+
+def connect(backend: str) -> Any:
+    if backend == "postgresql":
+        import psycopg
+
+        return psycopg.connect(
+            host=os.environ["BENCH_PG_HOST"],
+            port=os.environ["BENCH_PG_PORT"],
+            user=os.environ["BENCH_PG_USER"],
+            password=os.environ.get("BENCH_PG_PASSWORD") or None,
+            dbname=os.environ["BENCH_DB_NAME"],
+        )
+    import sqlite3
+
+    # Autocommit at the driver level; transactions are explicit BEGIN/COMMIT.
+    return sqlite3.connect(os.environ["BENCH_DB_NAME"], isolation_level=None)
+
+
+def floor(backend: str, path: str) -> None:
+    with open(path) as handle:
+        transactions = json.load(handle)["transactions"]
+    connection = connect(backend)
+    cursor = connection.cursor()
+    pg = backend == "postgresql"
+    for i, statements in enumerate(transactions, start=1):
+        if not pg:
+            cursor.execute("BEGIN")  # psycopg opens the transaction itself
+        for statement, parameters, many in statements:
+            if many:
+                cursor.executemany(statement, parameters)
+            else:
+                cursor.execute(statement, parameters)
+        if pg:
+            connection.commit()
+        else:
+            cursor.execute("COMMIT")
+        print(f"  Applying {i:04d}... OK")
+    connection.close()
+
+
+def main(argv: list[str]) -> None:
+    if argv[0] == "capture":
+        capture(argv[1])
+    else:
+        floor(argv[1], argv[2])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
