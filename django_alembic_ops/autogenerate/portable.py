@@ -34,6 +34,15 @@ stands for, else by Django's naming rules - and SQLite's rebuilds are
 SQLite's only (:func:`_rebuilt_on_sqlite` for scripts compared elsewhere).
 A column ``downgrade()`` adds back gets the type the app's scripts wrote
 (:func:`written_types`).
+
+MySQL/MariaDB: a MySQL target that is not the compared one is built for
+MariaDB 10.11 (:data:`OFFLINE_MYSQL_SERVER`: Django's MySQL DDL depends on
+the server). Compared there, unique constraints come back as unique indexes
+and are made constraints elsewhere; a ``CHECK``'s SQL is requoted
+(backticks); InnoDB indexes a foreign key itself, so the others' index of a
+key's column comes and goes with the key, and a drop of the index a key
+uses on MySQL is preceded by the key's own index (:class:`KeyIndexOp`), as
+Django does.
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ from .render import DIALECTS, DialectDefault
 __all__ = [
     "Backend",
     "DialectDefault",
+    "KeyIndexOp",
     "PortableSchema",
     "backends",
     "make_portable",
