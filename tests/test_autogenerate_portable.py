@@ -17,6 +17,7 @@ import textwrap
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from django.conf import settings
 from django.db import connections
 
@@ -346,3 +347,54 @@ def test_keys_added_to_an_existing_table_from_each_backend(project: Project, ali
     aside; everywhere else the schema is Django's, names included.
     """
     run_steps(project, alias, [KEYS, ("", "")], sqlite_names=False)
+
+
+# -- a column type is worked out once per run ----------------------------------
+
+
+class _Money(sa.Numeric):  # type: ignore[type-arg]
+    """A project's type: its repr() need not say all it is."""
+
+
+def test_a_column_type_is_worked_out_once_and_each_column_gets_a_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy.dialects import mysql
+
+    from django_alembic_ops.autogenerate import portable
+
+    names = ["sqlite", "postgresql", "mysql"]
+    schema = portable.PortableSchema(
+        [
+            portable.Backend(n, portable._dialect(n), connections["default"], sa.MetaData())
+            for n in names
+        ],
+        sa.MetaData(),
+    )
+    calls: list[dict[str, Any]] = []
+    real = portable.portable_type
+
+    def counted(types: dict[str, Any], dialects: dict[str, Any]) -> Any:
+        calls.append(types)
+        return real(types, dialects)
+
+    monkeypatch.setattr(portable, "portable_type", counted)
+
+    def json_types() -> dict[str, Any]:
+        return {"sqlite": sa.Text(), "postgresql": sa.JSON(), "mysql": mysql.LONGTEXT()}
+
+    first, second = schema.column_type(json_types()), schema.column_type(json_types())
+    assert len(calls) == 1 and first is not second
+    for name in names:
+        dialect = portable._dialect(name)
+        assert str(first.compile(dialect=dialect)) == str(second.compile(dialect=dialect))
+    assert str(first.compile(dialect=portable._dialect("mysql"))) == "LONGTEXT"
+    # Other types than these: a different answer for each.
+    schema.column_type(
+        {"sqlite": sa.Text(), "postgresql": sa.String(10), "mysql": mysql.LONGTEXT()}
+    )
+    assert len(calls) == 2
+    # A project's own type is worked out every time.
+    for _ in range(2):
+        schema.column_type({n: _Money(12, 2) for n in names})
+    assert len(calls) == 4

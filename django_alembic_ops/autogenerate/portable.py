@@ -277,30 +277,37 @@ def portable_type(
     variant (backends with the same type share one ``with_variant()``).
     """
     names = _canonical(types)
+    # Each candidate is compiled for each backend several times below.
+    seen: dict[tuple[int, str], str | None] = {}
+    kept: list[TypeEngine[Any]] = []  # the ids above stay theirs
+
+    def compiled(candidate: TypeEngine[Any], name: str) -> str | None:
+        key = (id(candidate), name)
+        if key not in seen:
+            kept.append(candidate)
+            seen[key] = _compiled(candidate, dialects[name])
+        return seen[key]
 
     def mismatches(candidate: TypeEngine[Any]) -> list[str]:
         return [
             name
             for name in names
-            if _compiled(candidate, dialects[name]) is None
-            or _compiled(candidate, dialects[name]) != _compiled(types[name], dialects[name])
+            if compiled(candidate, name) is None
+            or compiled(candidate, name) != compiled(types[name], name)
         ]
 
     def everywhere(candidate: TypeEngine[Any] | None) -> bool:
-        return candidate is not None and all(
-            _compiled(candidate, dialects[n]) is not None for n in names
-        )
+        return candidate is not None and all(compiled(candidate, n) is not None for n in names)
 
     base = _generic(types["postgresql"]) if "postgresql" in types else None
     if base is not None and not everywhere(base):
         # Its arguments may be what another backend refuses (MySQL's DOUBLE
         # takes no precision alone): without them, if PostgreSQL's is the same.
         bare = _bare(base)
-        pg = dialects["postgresql"]
         if (
             bare is not None
             and everywhere(bare)
-            and _compiled(bare, pg) == _compiled(types["postgresql"], pg)
+            and compiled(bare, "postgresql") == compiled(types["postgresql"], "postgresql")
         ):
             base = bare
     if base is None or not everywhere(base):
@@ -453,6 +460,8 @@ class PortableSchema:
     forms: dict[str, list[Form]] = field(default_factory=dict)
     #: Column types as the app's scripts wrote them (see :func:`written_types`).
     written: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: :func:`portable_type`'s answers, by the types it was given (see :meth:`column_type`).
+    types: dict[tuple[tuple[str, str], ...], TypeEngine[Any]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -468,6 +477,24 @@ class PortableSchema:
     def backend(self, name: str) -> Backend:
         return next(b for b in self.backends if b.name == name)
 
+    def column_type(self, types: dict[str, TypeEngine[Any]]) -> TypeEngine[Any]:
+        """:func:`portable_type` of ``types`` on these backends, each answer worked out once.
+
+        Most of a target's columns repeat a few types (``Integer``,
+        ``String(100)``, ...), and working one out compiles several candidates
+        for every backend. SQLAlchemy's own types say all they are in their
+        ``repr()``; other types (a project's, whose ``repr`` may not) are worked
+        out every time. Each column gets its own copy.
+        """
+        if not all(type(t).__module__.startswith("sqlalchemy.") for t in types.values()):
+            return portable_type(types, {b.name: b.dialect for b in self.backends})
+        key = tuple(sorted((name, repr(t)) for name, t in types.items()))
+        found = self.types.get(key)
+        if found is None:
+            found = portable_type(types, {b.name: b.dialect for b in self.backends})
+            self.types[key] = found
+        return found.copy()
+
 
 def _only_for(item: Any, names: list[str], everyone: list[str]) -> None:
     if len(names) == len(everyone):
@@ -482,8 +509,7 @@ def _column(
     name: str, columns: dict[str, sa.Column[Any]], schema: PortableSchema
 ) -> sa.Column[Any]:
     primary = columns[schema.primary.name]
-    dialects = {backend.name: backend.dialect for backend in schema.backends}
-    type_ = portable_type({n: c.type for n, c in columns.items()}, dialects)
+    type_ = schema.column_type({n: c.type for n, c in columns.items()})
     args: list[Any] = []
     identity = next((c.identity for c in columns.values() if c.identity is not None), None)
     if identity is not None:
@@ -836,7 +862,7 @@ def _reflected_type(
         return render.WrittenType(written, type_)
     _, types = _field_types(type_, schema)
     if types:
-        return portable_type(types, {b.name: b.dialect for b in schema.backends})
+        return schema.column_type(types)
     generic = _generic(type_)
     if generic is None:
         return type_
