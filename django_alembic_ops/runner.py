@@ -10,7 +10,8 @@ transaction to Django:
   SQLite (pysqlite would otherwise autocommit each DDL statement and leave a
   failed migration half-applied);
 - on SQLite, foreign-key enforcement is switched off before that transaction,
-  checked with ``PRAGMA foreign_key_check`` before commit and switched back on
+  checked before commit (``PRAGMA foreign_key_check`` on the tables the
+  migration could have broken: :mod:`.sqlite_fk`) and switched back on
   after — what Django's own schema editor does, so that a table rebuilt by
   ``batch_alter_table`` does not cascade-delete the rows that reference it
   (inside a Django migration, where that schema editor already switched it
@@ -58,7 +59,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 
-from . import bridge, conf, ddl_timeouts, heap, history, proxies, session, sqlite_impl, state
+from . import (
+    bridge,
+    conf,
+    ddl_timeouts,
+    heap,
+    history,
+    proxies,
+    session,
+    sqlite_fk,
+    sqlite_impl,
+    state,
+)
 from .errors import MigrationFailed, OfflineNotSupported, TransactionError
 from .scripts import OpsMigration, OpsScripts
 
@@ -247,6 +259,7 @@ class _Scope:
         self._atomic: Any = None
         self._fk_disabled = False  # we switched enforcement off: switch it back on
         self._fk_check = False  # enforcement is off: check before committing
+        self._written: sqlite_fk.WrittenTables | None = None  # what the check covers
 
     # Entering and leaving are also used by autocommit_block() to step out
     # of the transaction in the middle of a migration and back in.
@@ -271,6 +284,9 @@ class _Scope:
         self._atomic.__enter__()
         if self.context.ops_timeouts is not None:
             ddl_timeouts.begin(self.alias, self.context.ops_timeouts)
+        if self._fk_check:
+            self._written = sqlite_fk.WrittenTables(connection)
+            self._written.start()
         self.context.ops_error = None  # a new transaction: nothing aborted it yet
 
     def close(self, exc: BaseException | None) -> None:
@@ -286,16 +302,19 @@ class _Scope:
             return
         connection = connections[self.alias]
         atomic, self._atomic = self._atomic, None
+        written, self._written = self._written, None
         try:
+            if written is not None:
+                written.stop()
             if exc is not None:
                 atomic.__exit__(type(exc), exc, exc.__traceback__)
                 return
             failure, cause = None, None
             if connection.needs_rollback:
                 failure = self.context.failure(None)
-            elif self._fk_check:
+            elif written is not None:
                 try:
-                    connection.check_constraints()
+                    written.check()
                 except Exception as check_error:
                     failure, cause = self.context.failure(check_error), check_error
             if failure is not None:
