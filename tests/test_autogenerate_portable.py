@@ -398,3 +398,28 @@ def test_a_column_type_is_worked_out_once_and_each_column_gets_a_copy(
     for _ in range(2):
         schema.column_type({n: _Money(12, 2) for n in names})
     assert len(calls) == 4
+
+
+def test_no_changes_builds_the_target_on_no_other_backend(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other backends' targets (Django's models built again for each) are only
+    needed to write a script: a run that finds nothing to write builds none."""
+    from django_alembic_ops.autogenerate import portable
+
+    from .test_autogenerate import BASE, assert_no_changes, autogenerate
+
+    project.app("shop", models=BASE)
+    built: list[str] = []
+    real = portable._offline_connection
+
+    def offline(vendor: str) -> Any:
+        built.append(vendor)
+        return real(vendor)
+
+    monkeypatch.setattr(portable, "_offline_connection", offline)
+    autogenerate("shop", "default")
+    assert set(built) == {"postgresql", "mysql"}  # the script is made for them too
+    built.clear()
+    assert_no_changes("shop", "default")
+    assert built == []

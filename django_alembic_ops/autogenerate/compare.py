@@ -557,10 +557,15 @@ def compare(
         assert upgrade_ops is not None
         plugins.drop_only_own(upgrade_ops, script_paths)
         django_connection = connections[database]
-        # The target on every backend the script must run on (see .portable).
+        # The target on every backend the script must run on (see .portable);
+        # with nothing to write (--check, "No changes"), none but this one.
         left_out: list[str] = []
         backends = portable.backends(
-            target.models, django_connection, target.metadata, sa_connection.dialect, left_out
+            target.models if not upgrade_ops.is_empty() else [],
+            django_connection,
+            target.metadata,
+            sa_connection.dialect,
+            left_out,
         )
         order_drops(upgrade_ops)
         name_constraints(upgrade_ops, existing & owned, django_connection, notes)
