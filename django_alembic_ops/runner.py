@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import io
 import re
 import time
@@ -50,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.util import CommandError as AlembicCommandError
@@ -623,6 +625,39 @@ def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> Revi
     return alembic_step
 
 
+_BATCH_PARAMETERS = inspect.signature(Operations.batch_alter_table)
+
+
+class _Operations(Operations):
+    """Alembic's ``op``, whose ``batch_alter_table`` reflects only the table it rebuilds.
+
+    SQLAlchemy's reflection follows foreign keys: a rebuilt table's referenced
+    tables are reflected too, and theirs, transitively. Alembic's batch mode
+    uses none of them (it builds the new table's foreign keys from the
+    referenced tables' names alone), so unless the script passes its own
+    ``reflect_kwargs``, the reflection is asked not to (``resolve_fks=False``):
+    the same rebuild, without reflecting a chain of referenced tables on
+    every rebuild (over half the time of a 300-migration SQLite history whose
+    tables each reference the one before).
+    """
+
+    def batch_alter_table(self, *args: Any, **kwargs: Any) -> Any:
+        bound = _BATCH_PARAMETERS.bind(self, *args, **kwargs)
+        reflect_kwargs = dict(bound.arguments.get("reflect_kwargs") or {})
+        reflect_kwargs.setdefault("resolve_fks", False)
+        bound.arguments["reflect_kwargs"] = reflect_kwargs
+        return super().batch_alter_table(*bound.args[1:], **bound.kwargs)
+
+
+class _EnvironmentContext(proxies.ThreadLocalEnvironmentContext):
+    """Thread-local proxies (see :mod:`.proxies`), and :class:`_Operations` as ``op``."""
+
+    def run_migrations(self, **kw: Any) -> None:
+        context = self.get_context()
+        with proxies.OP.installed(_Operations(context)):
+            context.run_migrations(**kw)
+
+
 def _environment(
     scripts: OpsScripts,
     steps_fn: Callable[[Any, MigrationContext], Sequence[RevisionStep]],
@@ -632,7 +667,7 @@ def _environment(
 ) -> EnvironmentContext:
     # No alembic.ini, no env.py: the configuration is Django's. Thread-local
     # proxies: the API may run on several aliases at once.
-    return proxies.ThreadLocalEnvironmentContext(
+    return _EnvironmentContext(
         Config(),
         scripts.directory,
         fn=steps_fn,
