@@ -54,6 +54,21 @@ def _text(default: DefaultClause, autogen_context: AutogenContext) -> str:
     return str(arg.compile(dialect=autogen_context.dialect, compile_kwargs={"literal_binds": True}))
 
 
+def _both_defaults(
+    autogen_context: AutogenContext,
+    dialect: str,
+    conn_col: Column[Any],
+    metadata_col: Column[Any],
+) -> tuple[DefaultClause, DefaultClause] | None:
+    """The database's and the target's server defaults on ``dialect``, when both are SQL."""
+    if autogen_context.dialect.name != dialect:
+        return None
+    conn_default, metadata_default = conn_col.server_default, metadata_col.server_default
+    if isinstance(conn_default, DefaultClause) and isinstance(metadata_default, DefaultClause):
+        return conn_default, metadata_default
+    return None
+
+
 def compare_function_default(
     autogen_context: AutogenContext,
     alter_column_op: AlterColumnOp,
@@ -63,13 +78,10 @@ def compare_function_default(
     conn_col: Column[Any],
     metadata_col: Column[Any],
 ) -> PriorityDispatchResult:
-    if autogen_context.dialect.name != "postgresql":
+    defaults = _both_defaults(autogen_context, "postgresql", conn_col, metadata_col)
+    if defaults is None:
         return PriorityDispatchResult.CONTINUE
-    conn_default, metadata_default = conn_col.server_default, metadata_col.server_default
-    if not isinstance(conn_default, DefaultClause) or not isinstance(
-        metadata_default, DefaultClause
-    ):
-        return PriorityDispatchResult.CONTINUE
+    conn_default, metadata_default = defaults
     conn_text = _text(conn_default, autogen_context)
     metadata_text = _text(metadata_default, autogen_context)
     if not (_CALL.search(conn_text) or _CALL.search(metadata_text)):
@@ -107,13 +119,10 @@ def compare_mysql_default(
     conn_col: Column[Any],
     metadata_col: Column[Any],
 ) -> PriorityDispatchResult:
-    if autogen_context.dialect.name != "mysql":
+    defaults = _both_defaults(autogen_context, "mysql", conn_col, metadata_col)
+    if defaults is None:
         return PriorityDispatchResult.CONTINUE
-    conn_default, metadata_default = conn_col.server_default, metadata_col.server_default
-    if not isinstance(conn_default, DefaultClause) or not isinstance(
-        metadata_default, DefaultClause
-    ):
-        return PriorityDispatchResult.CONTINUE
+    conn_default, metadata_default = defaults
     conn_text, metadata_text = _written(conn_default), _written(metadata_default)
     if conn_text == metadata_text:
         return PriorityDispatchResult.STOP

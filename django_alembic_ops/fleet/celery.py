@@ -35,12 +35,11 @@ from typing import Any
 from celery import Celery, Task, states
 from celery import current_app as celery_current_app
 from celery.backends.base import DisabledBackend
-from django.utils.module_loading import import_string
 
 from .. import conf
 from ..errors import FleetError
 from .apply import FAILED, TargetResult, migrate_target
-from .targets import FleetJob, FleetTarget
+from .targets import FleetJob, FleetTarget, setting_object
 
 #: The task's name, as workers register it.
 TASK_NAME = "django_alembic_ops.tasks.migrate_target"
@@ -118,13 +117,8 @@ def celery_app() -> Celery:
     setting = conf.get().CELERY_APP
     if setting is None:
         app: Any = celery_current_app._get_current_object()
-    elif isinstance(setting, str):
-        try:
-            app = import_string(setting)
-        except ImportError as exc:
-            raise FleetError(f"ALEMBIC_OPS['CELERY_APP'] cannot be imported: {exc}.") from None
     else:
-        app = setting
+        app = setting_object("CELERY_APP", setting)
     if not isinstance(app, Celery):
         raise FleetError(
             f"ALEMBIC_OPS['CELERY_APP'] is {setting!r}, not a Celery app; name the app, "

@@ -53,6 +53,19 @@ class FleetJob:
     fake: bool = False
 
 
+def setting_object(key: str, setting: Any) -> Any:
+    """``ALEMBIC_OPS[key]``: imported when it is a dotted path, else as it is.
+
+    :raises FleetError: the path cannot be imported.
+    """
+    if not isinstance(setting, str):
+        return setting
+    try:
+        return import_string(setting)
+    except ImportError as exc:
+        raise FleetError(f"ALEMBIC_OPS[{key!r}] cannot be imported: {exc}.") from None
+
+
 def tenant_pairs() -> list[tuple[str, str | None]]:
     """What ``ALEMBIC_OPS["TENANTS"]`` returns, checked, as ``(alias, schema)`` pairs.
 
@@ -66,13 +79,7 @@ def tenant_pairs() -> list[tuple[str, str | None]]:
             "--tenants needs ALEMBIC_OPS['TENANTS']: a function that lists the tenant schemas "
             "(for django-tenants: 'django_alembic_ops.tenants.django_tenants_schemas')."
         )
-    if isinstance(setting, str):
-        try:
-            function = import_string(setting)
-        except ImportError as exc:
-            raise FleetError(f"ALEMBIC_OPS['TENANTS'] cannot be imported: {exc}.") from None
-    else:
-        function = setting
+    function = setting_object("TENANTS", setting)
     pairs: dict[tuple[str, str | None], None] = {}  # ordered, without duplicates
     for item in function():
         pair = _pair(item)
