@@ -12,6 +12,7 @@ from ..base import OpsCommand
 
 class Command(OpsCommand):
     help = "Prints the SQL statements of the named ops migration (no database connection)."
+    offline = True
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
