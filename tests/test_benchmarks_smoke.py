@@ -88,9 +88,9 @@ def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
         _assert_measured(value, "wall_s", "maxrss_mb")
     autogenerate = rows["autogenerate"]
     assert autogenerate["m"] == 200
-    for tool in ("alembic", "django"):
+    # floor: Django's setup and the imports any autogenerate inside Django pays.
+    for tool in ("alembic", "django", "floor"):
         _assert_measured(autogenerate["tools"][tool], "wall_s", "maxrss_mb")
-    assert autogenerate["tools"]["floor"]["status"] == "n/a"
     ops = autogenerate["tools"]["ops"]
     if ops["status"] != "ok":  # autogenerate is not in every version of the package
         assert ops["status"] == "n/a" and "autogenerate target" in ops["reason"], ops
