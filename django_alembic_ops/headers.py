@@ -20,7 +20,7 @@ import ast
 import json
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,16 +92,32 @@ def _scan(folder: Path) -> dict[str, tuple[int, int]]:
     return stats
 
 
+def _read_cache(folder: Path) -> dict[str, Any]:
+    """The folder's cached entries by file name (empty when missing or unreadable)."""
+    try:
+        data = json.loads((folder / "__pycache__" / _CACHE_NAME).read_text())
+        if data.get("version") == _CACHE_VERSION and isinstance(data["files"], dict):
+            return dict(data["files"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return {}
+
+
+def _write_cache(folder: Path, files: dict[str, Any]) -> None:
+    cache_path = folder / "__pycache__" / _CACHE_NAME
+    try:
+        cache_path.parent.mkdir(exist_ok=True)
+        # Per process and thread: two writers never share a temporary file.
+        temporary = cache_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary.write_text(json.dumps({"version": _CACHE_VERSION, "files": files}))
+        os.replace(temporary, cache_path)
+    except OSError:
+        pass  # a read-only deployment: the cache is only an optimisation
+
+
 def _folder_headers(folder: Path) -> list[Header]:
     stats = _scan(folder)
-    cache_path = folder / "__pycache__" / _CACHE_NAME
-    cached: dict[str, Any] = {}
-    try:
-        data = json.loads(cache_path.read_text())
-        if data.get("version") == _CACHE_VERSION:
-            cached = data["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        cached = {}
+    cached = _read_cache(folder)
     files: dict[str, Any] = {}
     changed = set(cached) != set(stats)
     for name, stat in stats.items():
@@ -118,14 +134,7 @@ def _folder_headers(folder: Path) -> list[Header]:
         }
         changed = True
     if changed:
-        try:
-            cache_path.parent.mkdir(exist_ok=True)
-            # Per process and thread: two writers never share a temporary file.
-            temporary = cache_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            temporary.write_text(json.dumps({"version": _CACHE_VERSION, "files": files}))
-            os.replace(temporary, cache_path)
-        except OSError:
-            pass  # a read-only deployment: the cache is only an optimisation
+        _write_cache(folder, files)
     return [
         Header(entry["revision"], tuple(entry["down"]), tuple(entry["depends"]))
         for entry in files.values()
@@ -209,3 +218,76 @@ def load(apps: Sequence[OpsApp]) -> HeaderGraph | None:
     _memo.clear()
     _memo[key] = (signature, graph)
     return graph
+
+
+# -- checksums -------------------------------------------------------------------------
+#
+# The history table records the checksum of every script it applies
+# (:mod:`.history`): parsing and dumping its syntax tree, 0.3-0.5 ms a
+# script, for each migration of every run, and again for each new test
+# database. A script's checksum is kept in its cache entry, next to its
+# header and under the same key (its size and mtime).
+
+_checksums: dict[Path, dict[str, Any]] = {}  # folder -> its entries, as read and extended
+_unsaved: set[Path] = set()
+_checksums_lock = threading.Lock()
+
+
+def checksum(path: str, compute: Callable[[str], str]) -> str:
+    """``compute(source)`` for the script at ``path``, cached while its size and mtime hold.
+
+    New values are kept in memory; :func:`save_checksums` writes them.
+    """
+    file = Path(path)
+    folder, name = file.parent, file.name
+    stat = os.stat(file)
+    key = [stat.st_mtime_ns, stat.st_size]
+    with _checksums_lock:
+        files = _checksums.get(folder)
+        if files is None:
+            files = _checksums[folder] = _read_cache(folder)
+        entry = files.get(name)
+    if entry is not None and entry.get("stat") == key and isinstance(entry.get("checksum"), str):
+        return str(entry["checksum"])
+    value = compute(file.read_text(encoding="utf-8"))
+    if entry is None or entry.get("stat") != key:
+        try:
+            header = _read_header(str(file))
+        except _Unreadable:
+            return value  # no entry without its header: the no-op path reads those
+        entry = {
+            "stat": key,
+            "revision": header.revision,
+            "down": list(header.down),
+            "depends": list(header.depends),
+        }
+    with _checksums_lock:
+        files[name] = {**entry, "checksum": value}
+        _unsaved.add(folder)
+    return value
+
+
+def save_checksums() -> None:
+    """Write the checksums computed since the last call into their folders' caches.
+
+    Merged into what is on disk now (another process may have written it):
+    an entry is added only while its file still has the size and mtime it
+    was computed for.
+    """
+    with _checksums_lock:
+        for folder in list(_unsaved):
+            on_disk = _read_cache(folder)
+            for name, entry in _checksums[folder].items():
+                there = on_disk.get(name, {})
+                if "checksum" not in entry or (
+                    there.get("stat") == entry["stat"] and "checksum" in there
+                ):
+                    continue
+                try:
+                    stat = os.stat(folder / name)
+                except OSError:
+                    continue
+                if [stat.st_mtime_ns, stat.st_size] == entry["stat"]:
+                    on_disk[name] = entry
+            _write_cache(folder, on_disk)
+        _unsaved.clear()

@@ -23,11 +23,11 @@ import functools
 import hashlib
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from . import headers
 from .errors import ChangedMigration
 
 if TYPE_CHECKING:
@@ -103,8 +103,12 @@ def checksum_source(source: str) -> str:
 
 
 def checksum(migration: OpsMigration) -> str:
-    """The checksum of ``migration``'s script file as it is now."""
-    return checksum_source(Path(migration.script.path).read_text(encoding="utf-8"))
+    """The checksum of ``migration``'s script file as it is now.
+
+    Cached with the script's header while the file keeps its size and mtime
+    (:func:`.headers.checksum`).
+    """
+    return headers.checksum(migration.script.path, checksum_source)
 
 
 @dataclass(frozen=True)

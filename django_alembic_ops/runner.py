@@ -65,6 +65,7 @@ from . import (
     bridge,
     conf,
     ddl_timeouts,
+    headers,
     heap,
     history,
     proxies,
@@ -720,6 +721,23 @@ def run(
     """
     if not steps:
         return
+    try:
+        _run(alias, scripts, steps, heads, fake=fake, progress=progress, schema=schema)
+    finally:
+        headers.save_checksums()  # those the history rows needed, for the next run
+
+
+def _run(
+    alias: str,
+    scripts: OpsScripts,
+    steps: Sequence[Step],
+    heads: Sequence[str],
+    *,
+    fake: bool,
+    progress: Progress | None,
+    schema: str | None,
+) -> None:
+    """:func:`run`, once there are steps: its retries after lock timeouts."""
     timeouts = ddl_timeouts.for_alias(alias)  # a bad setting: refused before anything runs
     retries = 0
     with ddl_timeouts.watched(alias, timeouts) as watch:
