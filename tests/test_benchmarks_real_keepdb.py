@@ -96,7 +96,7 @@ def test_real_history_has_merges_and_whole_cycles() -> None:
         generate.real_migrations(25)
 
 
-def test_ratio_memory_and_seconds_goals() -> None:
+def test_ratio_memory_seconds_and_cpu_goals() -> None:
     def row(scenario: str, backend: str, n: int, **extra: object) -> dict:
         return {"scenario": scenario, "backend": backend, "n": n, "tools": {}, **extra}
 
@@ -112,7 +112,10 @@ def test_ratio_memory_and_seconds_goals() -> None:
         row("sql", "sqlite", 100, ratios=ratios(1.5, 1.0)),  # below min_n: not judged
         row("sql", "sqlite", 1000, ratios=ratios(0.99, 0.3)),
         row("keepdb", "sqlite", 1000, added={"cpu_s": 0.05, "wall_s": 0.12}),
+        row("post_migrate", "sqlite", 1000),
     ]
+    warm = {"status": "ok", "median_ms": 6.0, "cpu_median_ms": 4.0}
+    rows[-1]["tools"] = {"ops": warm}
     rows[3]["tools"] = {"ops": ok(80.0), "alembic": ok(55.0)}
 
     verdicts = {
@@ -128,6 +131,9 @@ def test_ratio_memory_and_seconds_goals() -> None:
         ("offline SQL: memory over alembic", "sqlite", 1000): (25.0, False),
         ("keepdb added: cpu", "sqlite", 1000): (0.05, True),
         ("keepdb added: wall", "sqlite", 1000): (0.12, False),
+        ("post_migrate warm call", "sqlite", 1000): (6.0, True),  # the older 20 ms
+        ("post_migrate warm call, N >= 1000", "sqlite", 1000): (6.0, False),
+        ("post_migrate warm call, cpu", "sqlite", 1000): (4.0, True),
     }
     text = harness.render_goals(harness.check_goals(rows))
     assert "0.600 x  <=  0.5 x  NOT MET" in text and "25.000 MiB  <=   20 MiB  NOT MET" in text
