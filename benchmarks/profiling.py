@@ -1,8 +1,10 @@
 """Profile ``opsmigrate`` (full upgrade, the no-op run, the post_migrate handler) with cProfile.
 
     python -m benchmarks.profiling [--n 1000] [--backend sqlite] [--ops-rev HEAD] [--top 25]
+                                   [--history synthetic|real]
 
-Generates the same history as the harness, runs ``manage.py opsmigrate``
+Generates the same history as the harness (``--history real``: the
+real-shaped one of the ``real`` scenario, N a multiple of 10), runs ``manage.py opsmigrate``
 under ``python -m cProfile`` on an empty database and again when up to date,
 then ``run_after_migrate`` in one process (as the harness's ``post_migrate``
 row does), prints the top functions by cumulative and by own time, and keeps the
@@ -42,6 +44,7 @@ def report(path: Path, top: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profiling", description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--history", choices=["synthetic", "real"], default="synthetic")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--ops-rev", help="Profile django_alembic_ops as committed at this rev.")
     parser.add_argument("--top", type=int, default=25)
@@ -58,8 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.backend == "postgresql" and pg is None:
         raise SystemExit("profiling: PostgreSQL needs --pg-host/--pg-port or OPS_TEST_PG_*")
     ops_src, info = ops_source(args, workdir)
-    project = generate.history(workdir, args.n) / "ops"
-    db = Database(args.backend, workdir, pg)
+    if args.history == "real":
+        project = generate.real_history(workdir, args.n) / "ops"
+    else:
+        project = generate.history(workdir, args.n) / "ops"
+    db = Database(args.backend, workdir, pg, f"ops_bench_profile_{os.getpid()}")
     env = {**child_environment(ops_src), **db.env()}
     db.fresh()
     inproc = str(Path(__file__).resolve().parent / "inproc.py")
@@ -70,12 +76,12 @@ def main(argv: list[str] | None = None) -> None:
         "post_migrate": [inproc, "ops", str(args.n), str(args.calls), str(project)],
     }
     for name, command in runs.items():
-        prof = out / f"opsmigrate-{name}-{args.backend}-{args.n}.prof"
+        prof = out / f"opsmigrate-{name}-{args.history}-{args.backend}-{args.n}.prof"
         argv_ = [sys.executable, "-m", "cProfile", "-o", str(prof), *command]
         outcome = measure(argv_, cwd=project, env=env, timeout=3600)
         if outcome.returncode != 0:
             raise SystemExit(f"profiling: {name} failed: {outcome.stderr.strip()[-500:]}")
-        print(f"# {name}, N={args.n}, {args.backend}, {info['source']}: ", end="")
+        print(f"# {name}, {args.history} N={args.n}, {args.backend}, {info['source']}: ", end="")
         print(f"{outcome.wall_s:.2f}s under cProfile, {outcome.maxrss_kb / 1024:.0f} MB")
         print(report(prof, args.top))
     db.drop()
