@@ -40,14 +40,14 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import fleet, generate, keepdb, real  # noqa: E402
+from benchmarks import fleet, generate, keepdb, real, startup  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TOOLS = ("ops", "alembic", "django", "floor")
 SCENARIOS = (
     *("upgrade", "noop", "sql", "autogenerate", "post_migrate", "flush", "real", "keepdb"),
-    "fleet",
+    *("startup", "fleet"),
 )
 DEFAULT_SCENARIOS = SCENARIOS[:-1]  # the fleet takes an hour or more at T = 1000
 PEERS = ("alembic", "django", "floor")
@@ -748,6 +748,7 @@ LABELS = {
     "flush": "flush (test teardown)",
     "real": "full upgrade, real-shaped",
     "keepdb": "test --keepdb, 1 test",
+    "startup": "start-up (imports only)",
 }
 
 
@@ -780,13 +781,14 @@ def _ratio(row: dict[str, Any], pair: str) -> str:
 def render_table(rows: list[dict[str, Any]]) -> str:
     order = {name: i for i, name in enumerate(LABELS)}
     rows = sorted(
-        rows, key=lambda r: (order[r["scenario"]], r["backend"] != "sqlite", r["n"] or r["m"])
+        rows,
+        key=lambda r: (order[r["scenario"]], r["backend"] != "sqlite", r["n"] or r["m"] or 0),
     )
     header = ["scenario", "db", "N", *TOOLS, "ops/alembic", "ops/django", "ops/floor"]
     header += ["alembic/floor", "django/floor"]
     lines = [header]
     for row in rows:
-        size = f"{row['n']}" if row["n"] is not None else f"M={row['m']}"
+        size = f"{row['n']}" if row["n"] is not None else f"M={row['m']}" if row["m"] else "-"
         cells = [LABELS[row["scenario"]], row["backend"], size]
         cells += [_cell(row, tool) for tool in TOOLS]
         cells += [_ratio(row, f"ops/{peer}") for peer in PEERS]
@@ -992,6 +994,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for n in args.real_n:
                     real.scenario(bench, db, n)
                 db.drop()
+            if "startup" in args.scenarios:
+                startup.scenario(bench, db, args.real_n[0])
             if "keepdb" in args.scenarios:
                 for n in args.keepdb_n:
                     keepdb.scenario(bench, Database(backend, workdir, pg, keepdb.PG_DATABASE), n)

@@ -1,4 +1,4 @@
-"""Keep the harness's ``real`` and ``keepdb`` scenarios working, at tiny sizes.
+"""Keep the harness's ``real``, ``keepdb`` and ``startup`` scenarios working, at tiny sizes.
 
 The numbers are not checked: only that every tool ran and did the whole
 work (the harness checks each database afterwards), the shape of the JSON,
@@ -24,7 +24,7 @@ TOOLS = {"ops", "alembic", "django", "floor"}
 
 def _harness(tmp_path: Path, backend: str) -> tuple[dict, int]:
     out = tmp_path / f"{backend}.json"
-    argv = [sys.executable, "-m", "benchmarks", "-q", "--scenarios", "real", "keepdb"]
+    argv = [sys.executable, "-m", "benchmarks", "-q", "--scenarios", "real", "keepdb", "startup"]
     argv += ["--backends", backend, "--runs", "1", "--real-n", "10", "--keepdb-n", "10"]
     argv += ["--keepdb-runs", "1", "--json", str(out)]
     process = subprocess.Popen(
@@ -38,7 +38,9 @@ def _harness(tmp_path: Path, backend: str) -> tuple[dict, int]:
 
 def _assert_rows(result: dict, backend: str) -> None:
     rows = {row["scenario"]: row for row in result["results"]}
-    assert set(rows) == {"real", "keepdb"}
+    assert set(rows) == {"real", "keepdb", "startup"}
+    for value in rows["startup"]["tools"].values():  # imports only, every tool
+        assert value["status"] == "ok" and value["cpu_s"] > 0, value
 
     real = rows["real"]
     assert (real["backend"], real["n"]) == (backend, 10)
