@@ -76,6 +76,8 @@ def test_real_and_keepdb_scenarios_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_real_and_keepdb_scenarios_on_postgresql(tmp_path: Path, pg_alias: str) -> None:
+    # The harness reaches PostgreSQL through psycopg 3 (the lowest leg has psycopg2 only).
+    pytest.importorskip("psycopg")
     from .conftest import pg_execute
 
     result, pid = _harness(tmp_path, "postgresql")
