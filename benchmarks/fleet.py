@@ -796,6 +796,18 @@ class FleetBench:
         if done.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)}: {(done.stderr or done.stdout)[-800:]}")
 
+    def ops_imported_from(self) -> str:
+        """Where the timed processes import the package from (``--ops-rev``: an archive)."""
+        done = subprocess.run(
+            [sys.executable, "-c", "import django_alembic_ops; print(django_alembic_ops.__file__)"],
+            cwd=self.project,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return str(Path(done.stdout.strip()).parent)
+
     def run(self) -> None:
         try:
             for tenants in self.args.tenants:
@@ -1096,6 +1108,13 @@ FLEET_GOALS = (
         "span",
     ),
     FleetGoal(
+        "parent peak RSS growth, apply --jobs 1",
+        "x",
+        1.1,
+        _growth("fleet_apply", "ops --jobs 1", "parent_rss_mb"),
+        "span",
+    ),
+    FleetGoal(
         "parent peak RSS growth, apply --jobs 2",
         "x",
         1.1,
@@ -1279,6 +1298,7 @@ def run_scenario(
         assert pg is not None
         bench = FleetBench(args, pg, workdir, base_env, log)
         meta["postgresql"] = bench.db.server_version()
+        meta["ops_imported_from"] = bench.ops_imported_from()
         meta["celery_measured"] = not bench.celery_reason
         bench.run()
         bench.finish()

@@ -162,6 +162,7 @@ def test_fleet_scenario_at_tiny_size(tmp_path: Path, pg_alias: str) -> None:
     fleet = result["fleet"]
     assert fleet["meta"]["tenants"] == [3] and fleet["meta"]["migrations"] == 2
     assert fleet["meta"]["load"]["during_max"] is not None
+    assert fleet["meta"]["ops_imported_from"] == str(REPO / "django_alembic_ops")
     rows = {row["scenario"]: row for row in fleet["rows"]}
     assert set(rows) == {"fleet_apply", "fleet_noop"}
     apply, noop = rows["fleet_apply"]["tools"], rows["fleet_noop"]["tools"]
@@ -248,6 +249,7 @@ def test_fleet_goals_leave_out_what_was_not_measured_on_purpose() -> None:
         ("apply --jobs 2 vs django-tenants multiprocessing", 200): (0.275, True),
         # django-tenants left out at T=1000 and Celery everywhere: no verdict at all.
         ("parent peak RSS growth, no-op", "200->1000"): (1.125, False),
+        ("parent peak RSS growth, apply --jobs 1", "200->1000"): (1.025, True),
         ("parent peak RSS growth, apply --jobs 2", "200->1000"): (None, False),
         ("worker peak RSS growth, apply --jobs 2", "200->1000"): (None, False),
     }
