@@ -14,11 +14,18 @@ benchkeepdb --keepdb`` with each settings module, each a whole process
 In the row, **ops** is the run with the app, **django** the run without;
 ``added`` holds the medians of the per-pair differences (with − without) of
 CPU time (user + system: steadier on a loaded machine) and of wall time.
+
+With ``--keepdb-valgrind`` (and valgrind installed) one more run of each is
+made under callgrind, which counts the instructions the process executes:
+a measure that load cannot disturb (``added["instructions"]``; the server's
+work, on PostgreSQL, is not in it). It is about 50 times slower.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -61,6 +68,22 @@ def _problem(outcome: Any) -> str:
     return ""
 
 
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def _instructions(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> int | None:
+    """Instructions executed by ``argv`` under callgrind (``None`` when it did not run)."""
+    from benchmarks.run import measure
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    wrapped = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
+    outcome = measure(wrapped, cwd=cwd, env=env, timeout=timeout)
+    found = _COLLECTED.search(outcome.stderr)
+    return int(found.group(1)) if outcome.returncode == 0 and found else None
+
+
 def scenario(bench: Bench, db: Database, n: int) -> None:
     """One row: ``manage.py test --keepdb`` with and without the app, and what it adds."""
     from benchmarks.run import measure
@@ -72,9 +95,12 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
     for tool in ("alembic", "floor"):
         row["tools"][tool] = {"status": "n/a", "reason": f"no {tool} equivalent"}
 
-    def test_run(module: str) -> Any:
+    def test_argv(module: str) -> list[str]:
         argv = [sys.executable, "manage.py", "test", generate.KEEPDB_APP, "--keepdb"]
-        return measure(argv + ["--settings", module], cwd=project, env=env, timeout=timeout)
+        return argv + ["--settings", module]
+
+    def test_run(module: str) -> Any:
+        return measure(test_argv(module), cwd=project, env=env, timeout=timeout)
 
     with_app, without = list(generate.KEEPDB_SETTINGS)
     _drop_test_database(db)
@@ -115,6 +141,11 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
                     "wall_s": pair["ops"].wall_s - pair["django"].wall_s,
                 }
             )
+    counted = {}
+    if bench.args.keepdb_valgrind:
+        bench.log(f"  {db.backend} N={n}: keepdb, instructions under callgrind")
+        for tool, module in (("ops", with_app), ("django", without)):
+            counted[tool] = _instructions(test_argv(module), project, env, timeout * 50)
     _drop_test_database(db)
     if pairs:
         row["added"] = {
@@ -123,6 +154,14 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
             "first_run_s": round(first.wall_s, 3),
             "pairs": [{key: round(value, 4) for key, value in p.items()} for p in pairs],
         }
+        if counted.get("ops") and counted.get("django"):
+            more = counted["ops"] - counted["django"]
+            row["added"]["instructions"] = {
+                "with": counted["ops"],
+                "without": counted["django"],
+                "added": more,
+                "added_pct": round(100 * more / counted["django"], 2),
+            }
         added = row["added"]
         bench.log(
             f"    keepdb       added cpu {added['cpu_s']:+.3f}s, wall {added['wall_s']:+.3f}s"
