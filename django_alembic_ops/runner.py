@@ -288,7 +288,8 @@ class _Scope:
         if self.context.ops_timeouts is not None:
             ddl_timeouts.begin(self.alias, self.context.ops_timeouts)
         if self._fk_check:
-            self._written = sqlite_fk.WrittenTables(connection)
+            ours = (self.context.opts["version_table"], history.TABLE)
+            self._written = sqlite_fk.WrittenTables(connection, ignore=ours)
             self._written.start()
         self.context.ops_error = None  # a new transaction: nothing aborted it yet
 

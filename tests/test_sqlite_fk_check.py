@@ -11,6 +11,7 @@ before in a table the migration did not touch.
 from __future__ import annotations
 
 import pytest
+from django.db import connections
 
 from .conftest import Project, query, run, run_error, table_names
 
@@ -138,3 +139,121 @@ def test_write_to_a_temporary_table_checks_every_table(project: Project) -> None
     message = run_error("opsmigrate", database=alias)
 
     assert "ops_child.parent_id contains a value '999'" in message
+
+
+def test_check_reads_the_schema_only_when_rows_may_have_gone(project: Project) -> None:
+    """A migration that only creates tables checks them, reading no other table's foreign
+    keys; one that writes rows (even inserts: see the next test) asks which tables
+    reference the table."""
+    alias = "default"
+    parent_and_child(
+        project,
+        """
+        op.create_table("ops_more", sa.Column("id", sa.Integer, primary_key=True),
+                        sa.Column("parent_id", sa.Integer, sa.ForeignKey("ops_parent.id")))
+        """,
+    )
+    project.script(
+        "shop",
+        "0003_insert",
+        revision="k3",
+        down="k2",
+        upgrade='op.execute("INSERT INTO ops_other (id) VALUES (7)")',
+    )
+    run("opsmigrate", "shop", "0001", database=alias)
+    statements: list[str] = []
+    connection = connections[alias]
+    connection.connection.set_trace_callback(statements.append)
+    try:
+        run("opsmigrate", "shop", "0002", database=alias)
+        created = list(statements)
+        statements.clear()
+        run("opsmigrate", database=alias)
+    finally:
+        connection.connection.set_trace_callback(None)
+
+    assert 'PRAGMA foreign_key_check("ops_more")' in created
+    assert not [s for s in created if "pragma_foreign_key_list" in s]
+    assert not [s for s in created if s.strip() == "PRAGMA foreign_key_check"]
+    assert [s for s in statements if "pragma_foreign_key_list" in s]
+    assert 'PRAGMA foreign_key_check("ops_other")' in statements
+
+
+def test_insert_or_replace_that_deletes_a_referenced_row_fails(project: Project) -> None:
+    """SQLite's authorizer reports INSERT OR REPLACE as an insert, but the rows it replaces
+    are deleted: the tables referencing the table are checked too."""
+    alias = "default"  # SQLite's INSERT OR REPLACE
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_initial",
+        revision="r1",
+        upgrade="""
+            op.create_table("ops_parent", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("code", sa.String(5), unique=True))
+            op.create_table("ops_child", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("parent_id", sa.Integer, sa.ForeignKey("ops_parent.id")))
+            op.execute("INSERT INTO ops_parent (id, code) VALUES (1, 'a')")
+            op.execute("INSERT INTO ops_child (id, parent_id) VALUES (10, 1)")
+        """,
+    )
+    project.script(
+        "shop",
+        "0002_replace",
+        revision="r2",
+        down="r1",
+        upgrade="op.execute(\"INSERT OR REPLACE INTO ops_parent (id, code) VALUES (5, 'a')\")",
+    )
+    run("opsmigrate", "shop", "0001", database=alias)
+
+    message = run_error("opsmigrate", database=alias)
+
+    assert message.startswith("Applying shop.0002_replace failed and was rolled back:")
+    assert "ops_child.parent_id contains a value '1'" in message
+    assert query(alias, "SELECT id, code FROM ops_parent") == [(1, "a")]
+
+
+def test_batch_rebuild_of_a_mixed_case_table_is_checked_table_by_table(project: Project) -> None:
+    """Alembic's copy is renamed to the table it dropped: known, so no whole-database check;
+    the table and the one referencing it are checked (SQLite's names ignore case)."""
+    alias = "default"
+    project.app("shop")
+    project.script(
+        "shop",
+        "0001_initial",
+        revision="m1",
+        upgrade="""
+            op.create_table("OpsParent", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("name", sa.String(20)))
+            op.create_table("ops_kid", sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("parent_id", sa.Integer, sa.ForeignKey("OpsParent.id")))
+            op.execute('INSERT INTO "OpsParent" (id, name) VALUES (1, \\'p\\')')
+            op.execute("INSERT INTO ops_kid (id, parent_id) VALUES (10, 1)")
+        """,
+        downgrade='op.drop_table("ops_kid")\nop.drop_table("OpsParent")',
+    )
+    project.script(
+        "shop",
+        "0002_rebuild",
+        revision="m2",
+        down="m1",
+        upgrade="""
+            with op.batch_alter_table("OpsParent", recreate="always") as batch:
+                batch.alter_column("name", existing_type=sa.String(20), nullable=False)
+        """,
+    )
+    run("opsmigrate", "shop", "0001", database=alias)
+    statements: list[str] = []
+    connection = connections[alias]
+    connection.connection.set_trace_callback(statements.append)
+    try:
+        run("opsmigrate", database=alias)
+    finally:
+        connection.connection.set_trace_callback(None)
+
+    checks = sorted(s for s in statements if s.startswith("PRAGMA foreign_key_check"))
+    assert checks == [
+        'PRAGMA foreign_key_check("OpsParent")',
+        'PRAGMA foreign_key_check("ops_kid")',
+    ]
+    assert query(alias, "SELECT id, parent_id FROM ops_kid") == [(10, 1)]
