@@ -10,6 +10,7 @@ others to migrate.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from ..lock import migration_lock
 from ..runner import describe_error, run
 from ..scripts import OpsMigration
 from .targets import SHARED, TENANT, FleetJob, FleetTarget
+
+#: Targets a process migrates between two full garbage collections.
+COLLECT_EVERY = 25
 
 AT_HEAD = "at head"
 MIGRATED = "migrated"
@@ -122,7 +126,32 @@ def migrate_target(target: FleetTarget, job: FleetJob) -> TargetResult:
         return progress.result(FAILED, str(exc))
     except Exception as exc:  # a bug, a lost connection: this target's failure only
         return progress.result(FAILED, describe_error(exc))
+    finally:
+        _collect_now_and_then()
     return progress.result(MIGRATED if ran else AT_HEAD)
+
+
+_migrated_since_collect = 0
+
+
+def _collect_now_and_then() -> None:
+    """A full garbage collection every :data:`COLLECT_EVERY` targets.
+
+    Each migration leaves SQLAlchemy's ``Table``/``MetaData`` objects (Alembic
+    builds them per operation) in reference cycles, which only a collection of
+    the oldest generation frees; Python starts one only when that generation
+    has grown by a quarter, and after Django, SQLAlchemy and Alembic are
+    imported it holds hundreds of thousands of objects. Left alone, a process
+    migrating tenant after tenant grew by about 120 KB a tenant (measured: 200
+    MB after 1,000 tenants of 20 migrations) and stayed flat when collected.
+    One collection costs about 70 ms here, so every 25 targets it adds about
+    3 ms to each (a target of 20 migrations takes about 60 ms of CPU).
+    """
+    global _migrated_since_collect
+    _migrated_since_collect += 1
+    if _migrated_since_collect >= COLLECT_EVERY:
+        _migrated_since_collect = 0
+        gc.collect()
 
 
 def _migrate(target: FleetTarget, job: FleetJob, progress: _Progress) -> bool:
