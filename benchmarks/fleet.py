@@ -444,6 +444,7 @@ class Outcome:
     worker_kb: list[int]
     load_before: float
     load_after: float
+    server_cpu_s: float | None = None
 
 
 def _read(path: str) -> str:
@@ -522,6 +523,29 @@ class TreeSampler:
         return [kb for pid, kb in self.peaks.items() if self.roles.get(pid) == role]
 
 
+def server_cpu_s(postmaster: int) -> float:
+    """CPU seconds of a local PostgreSQL's processes so far.
+
+    The postmaster's own, its live children's (backends, background
+    workers), and those of its children that ended (the kernel adds a reaped
+    child's time to its parent's ``cutime``/``cstime``): the difference over a
+    command is the server's work for it, wherever its backends started or ended.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def times(pid: int, *, reaped: bool) -> int:
+        # Fields after the command name: 14/15 utime/stime, 16/17 cutime/cstime.
+        fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
+        if len(fields) < 15:
+            return 0  # ended meanwhile
+        own = int(fields[11]) + int(fields[12])
+        return own + (int(fields[13]) + int(fields[14]) if reaped else 0)
+
+    total = times(postmaster, reaped=True)
+    total += sum(times(child, reaped=False) for child in _children(postmaster))
+    return total / ticks
+
+
 def measure(
     argv: list[str],
     *,
@@ -529,10 +553,16 @@ def measure(
     env: dict[str, str],
     timeout: float,
     workers: dict[int, str] | None = None,
+    postmaster: int | None = None,
 ) -> Outcome:
-    """Run ``argv`` to its end; ``workers``: other processes whose memory counts as workers'."""
+    """Run ``argv`` to its end; ``workers``: other processes whose memory counts as workers'.
+
+    ``postmaster``: a local PostgreSQL's main process, whose CPU over the
+    command is reported as the server's.
+    """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         load_before = os.getloadavg()[0]
+        server_before = server_cpu_s(postmaster) if postmaster else None
         started = time.perf_counter()
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
         timer = threading.Timer(timeout, os.kill, (process.pid, signal.SIGKILL))
@@ -544,6 +574,10 @@ def measure(
             timer.cancel()
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
+        server = None
+        if postmaster and server_before is not None:
+            time.sleep(0.2)  # the command's backends end when it has gone
+            server = server_cpu_s(postmaster) - server_before
         out.seek(0)
         err.seek(0)
         parent = sampler.peak("parent")
@@ -559,6 +593,7 @@ def measure(
             worker_kb=sampler.peak("worker"),
             load_before=load_before,
             load_after=os.getloadavg()[0],
+            server_cpu_s=server,
         )
 
 
@@ -671,6 +706,15 @@ class FleetDatabase:
             pattern,
         )
 
+    def postmaster(self) -> int | None:
+        """The server's main process when it runs on this machine (its CPU is readable)."""
+        with self.pg.connect() as connection:
+            backend = int(connection.execute("SELECT pg_backend_pid()").fetchone()[0])
+            fields = _read(f"/proc/{backend}/stat").rpartition(")")[2].split()
+            if not fields or "postgres" not in _read(f"/proc/{backend}/cmdline"):
+                return None  # another machine (or a pid of this one by chance)
+            return int(fields[1])  # the backend's parent
+
     def server_version(self) -> str:
         with self.pg.connect() as connection:
             return str(connection.execute("SHOW server_version").fetchone()[0])
@@ -769,6 +813,7 @@ class FleetBench:
         self.db = FleetDatabase(self.pg)
         self.m = self.args.fleet_migrations
         self.project = generate(self.workdir, self.m)
+        self.postmaster = self.db.postmaster()
         self.env = {**self.base_env, **self.db.env(), "DJANGO_SETTINGS_MODULE": "fleetsettings"}
         self.celery_reason = self._celery_unavailable()
         if not self.celery_reason:
@@ -871,6 +916,7 @@ class FleetBench:
             env=self.env,
             timeout=self.args.timeout,
             workers=workers,
+            postmaster=self.postmaster,
         )
         self.loads += [outcome.load_before, outcome.load_after]
         return outcome
@@ -924,9 +970,12 @@ class FleetBench:
             current["samples"].append(result)
         workers = result["worker_rss_mb"]
         shown = f", workers {max(workers):.0f} MB ({len(workers)})" if workers else ""
+        server = result["server_cpu_s"]
+        server_shown = "" if server is None else f", server {server:.2f}s"
         self.log(
-            f"    {tool:<32} {result['wall_s']:8.2f}s (cpu {result['cpu_s']:7.2f}s) "
-            f"parent {result['parent_rss_mb']:.0f} MB{shown}; load {result['load'][0]:.1f}"
+            f"    {tool:<32} {result['wall_s']:8.2f}s (cpu {result['cpu_s']:7.2f}s"
+            f"{server_shown}) parent {result['parent_rss_mb']:.0f} MB{shown}; "
+            f"load {result['load'][0]:.1f}"
         )
 
     def finish(self) -> None:
@@ -953,10 +1002,16 @@ def _sample(outcome: Outcome) -> dict[str, Any]:
     return {
         "wall_s": round(outcome.wall_s, 3),
         "cpu_s": round(outcome.cpu_s, 3),
+        "server_cpu_s": None if outcome.server_cpu_s is None else round(outcome.server_cpu_s, 2),
         "parent_rss_mb": _mb(outcome.parent_kb),
         "worker_rss_mb": sorted(_mb(kb) for kb in outcome.worker_kb),
         "load": [round(outcome.load_before, 2), round(outcome.load_after, 2)],
     }
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 2) if known else None
 
 
 def _summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -967,6 +1022,7 @@ def _summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_s_min": min(s["wall_s"] for s in samples),
         "wall_s_max": max(s["wall_s"] for s in samples),
         "cpu_s": round(statistics.median(s["cpu_s"] for s in samples), 3),
+        "server_cpu_s": _median_or_none([s.get("server_cpu_s") for s in samples]),
         "parent_rss_mb": max(s["parent_rss_mb"] for s in samples),
         "worker_rss_mb": max(workers) if workers else None,
         "workers": max(len(s["worker_rss_mb"]) for s in samples),
@@ -1186,21 +1242,23 @@ def render(result: dict[str, Any]) -> str:
         f"app, {meta['runs']} runs (medians; memory: the largest peak over the runs), "
         f"django-tenants {meta['django_tenants']}",
     ]
-    header = ["scenario", "T", "command", "wall", "cpu", "parent", "workers"]
+    header = ["scenario", "T", "command", "wall", "cpu", "server cpu", "parent", "workers"]
     table = [header]
     for row in result["rows"]:
         scenario = "no-op (at head)" if row["scenario"] == "fleet_noop" else "full apply"
         for tool, value in row["tools"].items():
             cells = [scenario, str(row["tenants"]), _LABELS[tool]]
             if value.get("status") != "ok":
-                cells += ["n/a" if value.get("status") == "n/a" else "ERROR", "", "", ""]
+                cells += ["n/a" if value.get("status") == "n/a" else "ERROR", "", "", "", ""]
             else:
                 workers = "-"
                 if value["worker_rss_mb"]:
                     workers = f"{value['worker_rss_mb']:.0f}MB ({value['workers']})"
+                server = value.get("server_cpu_s")
                 cells += [
                     _seconds(value["wall_s"]),
                     _seconds(value["cpu_s"]),
+                    "-" if server is None else _seconds(server),
                     f"{value['parent_rss_mb']:.0f}MB",
                     workers,
                 ]
@@ -1231,6 +1289,7 @@ def render(result: dict[str, Any]) -> str:
         )
     lines.append(
         "Cells: wall / CPU time of the whole process tree (not the Celery workers), "
+        "CPU time of the PostgreSQL server over the command (when it runs on this machine), "
         "peak RSS of the command's process and of its largest worker (workers seen)."
     )
     goals = result["goals"]

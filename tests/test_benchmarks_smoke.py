@@ -179,6 +179,9 @@ def test_fleet_scenario_at_tiny_size(tmp_path: Path, pg_alias: str) -> None:
         assert value["workers"] == 2 and value["worker_rss_mb"] > 0, value
     assert apply["ops --jobs 1"]["workers"] == 0 and noop["ops"]["workers"] == 0
     assert apply["ops --executor celery"]["status"] == "n/a"
+    # The test server runs on this machine: its CPU over each command is read.
+    assert apply["ops --jobs 1"]["server_cpu_s"] > 0
+    assert apply["django-tenants multiprocessing"]["server_cpu_s"] > 0
     assert set(rows["fleet_apply"]["ratios"]) == {
         "--jobs 2 / --jobs 1",
         "--jobs 2 / django-tenants multiprocessing",
