@@ -103,9 +103,14 @@ revision = "b0002"
 down_revision = "b0001"
 
 def upgrade():
-    op.create_table("billing_two", sa.Column("worker", sa.String(50)))
+    op.create_table(
+        "billing_two", sa.Column("worker", sa.String(50)), sa.Column("backend", sa.Integer)
+    )
     op.execute("INSERT INTO billing_runs (rev) VALUES ('b0002')")
-    op.execute("INSERT INTO billing_two (worker) VALUES (current_setting('application_name'))")
+    op.execute(
+        "INSERT INTO billing_two (worker, backend) "
+        "VALUES (current_setting('application_name'), pg_backend_pid())"
+    )
     time.sleep({sleep})
 
 def downgrade():
@@ -266,8 +271,14 @@ def test_celery_workers_migrate_every_tenant_schema(celery_deploy: CeleryDeploy)
         assert deploy.heads(schema) == ["b0002"]
         assert deploy.runs(schema) == ["b0001", "b0002"]
         assert deploy.has_table(schema, "billing_two")
-    # Both workers took tenants.
+    # Both workers took tenants, each on one connection for all of them (Celery's
+    # Django fixup closes connections around every task; the fleet's task keeps its own).
     assert deploy.workers_of(deploy.tenants) == {"w1", "w2"}
+    backends = {
+        deploy.query(f"SELECT worker, backend FROM {schema}.billing_two")[0]
+        for schema in deploy.tenants
+    }
+    assert len(backends) == 2, backends
 
     again = deploy.run("--executor", "celery")
     assert again.returncode == 0, again.stdout + again.stderr

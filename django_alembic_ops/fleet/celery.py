@@ -60,11 +60,46 @@ _REVOKE_GRACE_SECONDS = 2.0
 
 def run_task(task: Task, target: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     """The body of the task: migrate one target, with a heartbeat; the result as a dict."""
-    with _heartbeat(task):
-        result = migrate_target(FleetTarget(**target), FleetJob(**job))
+    fleet_target = FleetTarget(**target)
+    with _heartbeat(task), _kept_connection(fleet_target.alias):
+        result = migrate_target(fleet_target, FleetJob(**job))
     fields = dataclasses.asdict(result)
     del fields["target"]  # the sender knows it
     return fields
+
+
+#: The connections the fleet's tasks keep, per worker thread: alias -> Django's wrapper.
+_kept = threading.local()
+
+
+@contextlib.contextmanager
+def _kept_connection(alias: str) -> Iterator[None]:
+    """Run the task on a connection to ``alias`` that outlives it, as a ``--jobs`` worker does.
+
+    Celery's Django fixup closes every connection before and after each task
+    (unless ``CELERY_DB_REUSE_MAX`` is set), so each tenant would open a new
+    one: a new PostgreSQL backend, its catalog caches cold. At 1,000 tenants
+    that made the fleet take twice as long as ``--jobs 2`` (the server's CPU
+    38 s against 24 s). While the task runs, ``connections[alias]`` is a
+    wrapper this worker thread keeps from one fleet task to the next (checked
+    with ``is_usable()`` first: a server restart costs one reconnection);
+    Django's own wrapper is put back before the fixup closes it, so the
+    worker's other tasks are left as they were.
+    """
+    from django.db import connections
+
+    kept: dict[str, Any] = _kept.__dict__.setdefault("wrappers", {})
+    wrapper = kept.get(alias)
+    if wrapper is None:
+        wrapper = kept[alias] = connections.create_connection(alias)
+    elif wrapper.connection is not None and not wrapper.is_usable():
+        wrapper.close()
+    own = connections[alias]
+    connections[alias] = wrapper
+    try:
+        yield
+    finally:
+        connections[alias] = own
 
 
 @contextlib.contextmanager
