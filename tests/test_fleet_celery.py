@@ -535,3 +535,40 @@ def test_the_package_does_not_import_celery_unless_the_celery_executor_runs() ->
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_sender_wakes_as_soon_as_a_task_in_flight_stores_a_state(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis result backend publishes each state it stores: the sender looks at the
+    results then, not only at its next poll (a worker would otherwise idle meanwhile)."""
+    import threading
+
+    from celery import states
+
+    from django_alembic_ops.fleet import celery as fleet_celery
+
+    monkeypatch.setattr(fleet_celery, "_POLL_SECONDS", 5.0)
+    app = _app(redis_url)
+    wakeup = fleet_celery._Wakeup(app)
+    try:
+        wakeup.watch("task-1")
+        timer = threading.Timer(
+            0.2, app.backend.store_result, ("task-1", {"beat": 0}, states.STARTED)
+        )
+        started = time.monotonic()
+        timer.start()
+        wakeup.wait()
+        woke_after = time.monotonic() - started
+        timer.join()
+        assert 0.15 < woke_after < 2.5, woke_after  # the publish, not the 5 s poll
+
+        wakeup.forget("task-1")
+        app.backend.store_result("task-1", {"beat": 1}, states.STARTED)
+        started = time.monotonic()
+        monkeypatch.setattr(fleet_celery, "_POLL_SECONDS", 0.5)
+        wakeup.wait()  # no longer watched: the poll's whole interval
+        assert time.monotonic() - started >= 0.45
+    finally:
+        wakeup.close()
+        app.close()

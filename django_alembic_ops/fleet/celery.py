@@ -35,6 +35,7 @@ from typing import Any
 from celery import Celery, Task, states
 from celery import current_app as celery_current_app
 from celery.backends.base import DisabledBackend
+from celery.utils import uuid
 
 from .. import conf
 from ..errors import FleetError
@@ -49,7 +50,7 @@ WORKER_TIMEOUT = 2.0
 HEARTBEAT_SECONDS = 1.0
 #: ... and its worker is taken for dead after this long without one.
 LOST_AFTER_SECONDS = 10.0
-#: How often results are looked for.
+#: How often results are looked for (at the latest: see :class:`_Wakeup`).
 _POLL_SECONDS = 0.05
 #: A target whose task was revoked gets this long to show that it had started.
 _REVOKE_GRACE_SECONDS = 2.0
@@ -162,6 +163,69 @@ def celery_app() -> Celery:
     return app
 
 
+class _Wakeup:
+    """Lets the sender sleep until a task in flight stores a new state.
+
+    A Redis result backend publishes each state it stores on the task's key
+    (that is how Celery's own ``AsyncResult.get()`` waits); subscribed to the
+    keys of the tasks in flight, the sender looks at the results as soon as
+    one changes, instead of up to :data:`_POLL_SECONDS` later: with targets
+    of 20 migrations taking about 60 ms, polling alone left each worker idle
+    a third of the time. Other backends (or any error of the subscription) are
+    polled every :data:`_POLL_SECONDS`; the results are always read the same way.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        backend = app.backend
+        self._key_for: Callable[[str], Any] | None = getattr(backend, "get_key_for_task", None)
+        self._pubsub: Any = None
+        client = getattr(backend, "client", None) if self._key_for is not None else None
+        if client is not None and hasattr(client, "pubsub"):
+            with contextlib.suppress(Exception):
+                self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+
+    def watch(self, task_id: str) -> None:
+        """Wake for ``task_id``'s states (before its task is sent: none is missed)."""
+        self._call("subscribe", task_id)
+
+    def forget(self, task_id: str) -> None:
+        self._call("unsubscribe", task_id)
+
+    def wait(self) -> None:
+        """Until a watched task stores a state, or :data:`_POLL_SECONDS` at most."""
+        if self._pubsub is None:
+            time.sleep(_POLL_SECONDS)
+            return
+        deadline = time.monotonic() + _POLL_SECONDS
+        try:
+            # None: the time is up, or a (un)subscribe confirmation was read and ignored.
+            while (remaining := deadline - time.monotonic()) > 0:
+                if self._pubsub.get_message(timeout=remaining) is not None:
+                    while self._pubsub.get_message(timeout=0) is not None:
+                        pass  # every state that arrived meanwhile: one look at the results
+                    return
+        except Exception:
+            self._give_up()
+            time.sleep(_POLL_SECONDS)
+
+    def close(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                self._pubsub.close()
+            self._pubsub = None
+
+    def _call(self, method: str, task_id: str) -> None:
+        if self._pubsub is None or self._key_for is None:
+            return
+        try:
+            getattr(self._pubsub, method)(self._key_for(task_id))
+        except Exception:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self.close()  # polling alone from now on
+
+
 @dataclasses.dataclass
 class _Sent:
     """A target whose task is in flight."""
@@ -264,20 +328,24 @@ class CeleryExecutor:
         pending = list(reversed(targets))
         running: dict[str, _Sent] = {}
         job_fields = dataclasses.asdict(job)
+        wakeup = _Wakeup(self.app)
         try:
             while pending or running:
                 while pending and len(running) < self.window and keep_going() and not self._lost:
                     target = pending.pop()
-                    sent = self.app.send_task(
-                        TASK_NAME, args=(dataclasses.asdict(target), job_fields)
+                    task_id = uuid()
+                    wakeup.watch(task_id)
+                    self.app.send_task(
+                        TASK_NAME, args=(dataclasses.asdict(target), job_fields), task_id=task_id
                     )
-                    running[sent.id] = _Sent(target)
+                    running[task_id] = _Sent(target)
                 if not running:
                     return
-                time.sleep(_POLL_SECONDS)
+                wakeup.wait()
                 for task_id in list(running):
                     result = self._poll(task_id, running[task_id])
                     if result is not None:
+                        wakeup.forget(task_id)
                         del running[task_id]
                         self._progress = time.monotonic()
                         if result.result is not None:
@@ -294,6 +362,8 @@ class CeleryExecutor:
                 f"{len(running)} target(s) may still be migrating: run the same command again "
                 "when it is back."
             ) from None
+        finally:
+            wakeup.close()
 
     def _poll(self, task_id: str, sent: _Sent) -> _Done | None:
         """The task's outcome when it has one (``_Done(None)``: dropped unreported)."""
