@@ -10,12 +10,28 @@ before in a table the migration did not touch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from django.db import connections
 
 from .conftest import Project, query, run, run_error, table_names
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@contextmanager
+def sqlite_statements(alias: str) -> Iterator[list[str]]:
+    """Every statement SQLite runs on ``alias``'s connection meanwhile (its trace callback)."""
+    statements: list[str] = []
+    connection = connections[alias]
+    connection.connection.set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        connection.connection.set_trace_callback(None)
+
 
 PARENT_AND_CHILD = """
     op.create_table("ops_parent", sa.Column("id", sa.Integer, primary_key=True))
@@ -161,16 +177,11 @@ def test_check_reads_the_schema_only_when_rows_may_have_gone(project: Project) -
         upgrade='op.execute("INSERT INTO ops_other (id) VALUES (7)")',
     )
     run("opsmigrate", "shop", "0001", database=alias)
-    statements: list[str] = []
-    connection = connections[alias]
-    connection.connection.set_trace_callback(statements.append)
-    try:
+    with sqlite_statements(alias) as statements:
         run("opsmigrate", "shop", "0002", database=alias)
         created = list(statements)
         statements.clear()
         run("opsmigrate", database=alias)
-    finally:
-        connection.connection.set_trace_callback(None)
 
     assert 'PRAGMA foreign_key_check("ops_more")' in created
     assert not [s for s in created if "pragma_foreign_key_list" in s]
@@ -243,13 +254,8 @@ def test_batch_rebuild_of_a_mixed_case_table_is_checked_table_by_table(project: 
         """,
     )
     run("opsmigrate", "shop", "0001", database=alias)
-    statements: list[str] = []
-    connection = connections[alias]
-    connection.connection.set_trace_callback(statements.append)
-    try:
+    with sqlite_statements(alias) as statements:
         run("opsmigrate", database=alias)
-    finally:
-        connection.connection.set_trace_callback(None)
 
     checks = sorted(s for s in statements if s.startswith("PRAGMA foreign_key_check"))
     assert checks == [
