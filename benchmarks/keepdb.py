@@ -61,7 +61,7 @@ def _drop_test_database(db: Database) -> None:
 def _problem(outcome: Any) -> str:
     """Why the test run did not run its one test successfully ('' when it did)."""
     if outcome.returncode != 0:
-        last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+        last = outcome.last_line
         return f"exit {outcome.returncode}: {last}"
     if "Ran 1 test" not in outcome.stderr:
         return "the test runner did not run the one test"
@@ -128,11 +128,7 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
             bench.record(
                 row,
                 tool,
-                {
-                    "wall_s": round(outcome.wall_s, 4),
-                    "cpu_s": round(outcome.cpu_s, 4),
-                    "maxrss_mb": round(outcome.maxrss_kb / 1024, 1),
-                },
+                outcome.cells(),
             )
         if len(pair) == 2:
             pairs.append(

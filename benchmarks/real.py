@@ -111,7 +111,7 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
         argv = [sys.executable, str(HERE / "replay.py"), "capture", str(floor_json)]
         outcome = measure(argv, cwd=project / "alembic", env=bench.env(db), timeout=timeout)
         if outcome.returncode != 0:
-            last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+            last = outcome.last_line
             row["tools"]["floor"] = {"status": "error", "reason": f"capture failed: {last}"}
     for run in range(bench.args.runs):
         bench.log(f"  {db.backend} N={n}: real-shaped upgrade, run {run + 1}/{bench.args.runs}")
@@ -123,14 +123,10 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
             outcome = measure(argv, cwd=cwd, env=bench.env(db), timeout=timeout)
             result: dict[str, Any]
             if outcome.returncode != 0:
-                last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+                last = outcome.last_line
                 result = {"status": "error", "reason": f"exit {outcome.returncode}: {last}"}
             elif problem := check_schema(db, n):
                 result = {"status": "error", "reason": problem}
             else:
-                result = {
-                    "wall_s": round(outcome.wall_s, 4),
-                    "cpu_s": round(outcome.cpu_s, 4),
-                    "maxrss_mb": round(outcome.maxrss_kb / 1024, 1),
-                }
+                result = outcome.cells()
             bench.record(row, tool, result)

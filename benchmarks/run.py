@@ -214,6 +214,19 @@ class Outcome:
     stdout: str
     stderr: str
 
+    @property
+    def last_line(self) -> str:
+        """The last line of stderr: what a failed process said last."""
+        return (self.stderr.strip().splitlines() or ["(no output)"])[-1]
+
+    def cells(self) -> dict[str, Any]:
+        """The figures a tool's cell shows: wall and CPU seconds, peak memory."""
+        return {
+            "wall_s": round(self.wall_s, 4),
+            "cpu_s": round(self.cpu_s, 4),
+            "maxrss_mb": round(self.maxrss_kb / 1024, 1),
+        }
+
 
 def measure(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
     """Run ``cmd`` to completion: wall time, and the child's own CPU time and peak RSS.
@@ -474,7 +487,7 @@ class Bench:
             db.fresh()
         outcome = measure(argv, cwd=cwd, env=self.env(db), timeout=self.args.timeout)
         if outcome.returncode != 0:
-            last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+            last = outcome.last_line
             if scenario == "autogenerate" and tool == "ops" and NO_TARGET in outcome.stderr:
                 return {"status": "n/a", "reason": last}
             return {"status": "error", "reason": f"exit {outcome.returncode}: {last}"}
@@ -485,11 +498,7 @@ class Bench:
                 problem = f"database has {counts[0]} tables, {counts[1]} indexes; expected {count}"
         if problem:
             return {"status": "error", "reason": problem}
-        return {
-            "wall_s": round(outcome.wall_s, 4),
-            "cpu_s": round(outcome.cpu_s, 4),
-            "maxrss_mb": round(outcome.maxrss_kb / 1024, 1),
-        }
+        return outcome.cells()
 
     def collect(self, scenario: str, backend: str, n: int | None, m: int | None) -> dict[str, Any]:
         row = {"scenario": scenario, "backend": backend, "n": n, "m": m, "tools": {}}
@@ -576,7 +585,7 @@ class Bench:
         argv += [str(self.args.post_migrate_calls), str(where)]
         outcome = measure(argv, cwd=where, env=self.env(db), timeout=self.args.timeout)
         if outcome.returncode != 0:
-            last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+            last = outcome.last_line
             failed = {"status": "error", "reason": f"exit {outcome.returncode}: {last}"}
             cold_row["tools"][tool] = warm_row["tools"][tool] = failed
             return
@@ -616,7 +625,7 @@ class Bench:
             db.fresh()
             outcome = measure(argv, cwd=project, env=self.env(db), timeout=self.args.timeout)
             if outcome.returncode != 0:
-                last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+                last = outcome.last_line
                 failed = {"status": "error", "reason": f"exit {outcome.returncode}: {last}"}
                 row["tools"]["ops"] = row["tools"]["django"] = failed
                 self.log(f"    flush        {failed['reason']}")

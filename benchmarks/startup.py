@@ -57,15 +57,11 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
             argv = [sys.executable, "-c", STATEMENTS[tool]]
             outcome = measure(argv, cwd=cwd, env=bench.env(db), timeout=bench.args.timeout)
             if outcome.returncode != 0:
-                last = (outcome.stderr.strip().splitlines() or ["(no output)"])[-1]
+                last = outcome.last_line
                 bench.record(row, tool, {"status": "error", "reason": f"exit: {last}"})
                 continue
             bench.record(
                 row,
                 tool,
-                {
-                    "wall_s": round(outcome.wall_s, 4),
-                    "cpu_s": round(outcome.cpu_s, 4),
-                    "maxrss_mb": round(outcome.maxrss_kb / 1024, 1),
-                },
+                outcome.cells(),
             )
