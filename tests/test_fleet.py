@@ -370,6 +370,45 @@ def test_jobs_run_targets_in_worker_processes(fleet: Fleet) -> None:
     assert [fleet.heads(name) for name in names] == [["b0002"]] * 4
 
 
+def test_workers_are_spawned_and_replaced_after_their_share_of_targets(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked pool inherits the parent's memory and grows with each tenant (django-tenants
+    #1228): workers are spawned, so they see nothing of the parent's module state, and
+    from Python 3.11 each is replaced after TASKS_PER_WORKER targets."""
+    from django_alembic_ops.fleet import local
+
+    monkeypatch.setattr(local, "TASKS_PER_WORKER", 1)
+    monkeypatch.setattr(local, "_set_in_the_parent_only", True, raising=False)
+    shop_and_billing(fleet.project)
+    fleet.project.script(
+        "billing",
+        "0002_pid",
+        revision="b0002",
+        down="b0001",
+        header="import os, sys",
+        upgrade="""
+            local = sys.modules["django_alembic_ops.fleet.local"]
+            forked = hasattr(local, "_set_in_the_parent_only")
+            pid = -os.getpid() if forked else os.getpid()
+            op.execute(f"INSERT INTO billing_invoice (amount) VALUES ({pid})")
+        """,
+    )
+    names = [f"fleet_{i}" for i in range(4)]
+    fleet.tenants(*names)
+
+    out, error = run_fleet("--tenants", "--database", fleet.alias, "--jobs", "2")
+
+    assert error is None, out
+    assert lines(out)[-1] == "Fleet: 5 targets: 0 at head, 5 migrated, 0 failed, 0 not started (T)"
+    sql = "SELECT amount FROM {}.billing_invoice"
+    pids = [query(fleet.alias, sql.format(name))[0][0] for name in names]
+    assert all(pid > 0 for pid in pids), pids  # spawned: the parent's state is not there
+    assert os.getpid() not in pids
+    # One target per worker from Python 3.11 (max_tasks_per_child); before, two workers.
+    assert len(set(pids)) == (4 if sys.version_info >= (3, 11) else 2), pids
+
+
 def test_showmigrations_lists_the_targets_behind_head(fleet: Fleet) -> None:
     shop_and_billing(fleet.project)
     fleet.tenants("fleet_a", "fleet_b")
