@@ -222,6 +222,7 @@ def test_insert_or_replace_that_deletes_a_referenced_row_fails(project: Project)
     assert message.startswith("Applying shop.0002_replace failed and was rolled back:")
     assert "ops_child.parent_id contains a value '1'" in message
     assert query(alias, "SELECT id, code FROM ops_parent") == [(1, "a")]
+    assert query(alias, "SELECT version_num FROM alembic_ops_version") == [("r1",)]
 
 
 def test_batch_rebuild_of_a_mixed_case_table_is_checked_table_by_table(project: Project) -> None:
