@@ -174,9 +174,12 @@ def test_fleet_scenario_at_tiny_size(tmp_path: Path, pg_alias: str) -> None:
     ]:
         _assert_measured(value, "wall_s", "cpu_s", "parent_rss_mb")
     assert set(noop) == {"ops", "django-tenants standard", "django-tenants multiprocessing"}
-    # Two pool workers each, found and measured apart from the parent.
-    for value in (apply["ops --jobs 2"], apply["django-tenants multiprocessing"]):
-        assert value["workers"] == 2 and value["worker_rss_mb"] > 0, value
+    # Pool workers found and measured apart from the parent: ops's two spawned ones (each
+    # sets Django up, so lives well over a sample's 0.1 s); django-tenants' forked workers
+    # may finish 3 tenants within one sample, so at least one of them (CI saw one of two).
+    ops_pool, peer_pool = apply["ops --jobs 2"], apply["django-tenants multiprocessing"]
+    assert ops_pool["workers"] == 2 and ops_pool["worker_rss_mb"] > 0, ops_pool
+    assert 1 <= peer_pool["workers"] <= 2 and peer_pool["worker_rss_mb"] > 0, peer_pool
     assert apply["ops --jobs 1"]["workers"] == 0 and noop["ops"]["workers"] == 0
     assert apply["ops --executor celery"]["status"] == "n/a"
     # The test server runs on this machine: its CPU over each command is read.
