@@ -2,14 +2,15 @@
 
 Run as a script (imports nothing but the driver)::
 
-    python benchmarks/floor.py upgrade|noop|sql sqlite|postgresql N
+    python benchmarks/floor.py upgrade|noop|sql sqlite|postgresql|mysql N
 
 The database comes from the ``BENCH_*`` variables the harness sets. ``upgrade``
 runs one transaction per migration (``BEGIN``; ``CREATE TABLE``; ``CREATE
 INDEX``; create/``INSERT``/``UPDATE`` the version table; ``COMMIT``) with the DDL
 Alembic renders for the ops scripts; ``noop`` reads the version table and
 compares it with the head; ``sql`` prints the same statements without
-connecting. Names must match :mod:`generate` (kept separate so that this
+connecting (on MySQL without ``BEGIN``/``COMMIT``, as Alembic renders them
+there: its DDL commits by itself). Names must match :mod:`generate` (kept separate so that this
 process imports nothing else).
 """
 
@@ -31,9 +32,11 @@ def revision(i: int) -> str:
 
 def ddl(i: int, backend: str) -> list[str]:
     table = f"bench_t{i:04d}"
-    id_type = "SERIAL" if backend == "postgresql" else "INTEGER"
+    id_type = {"postgresql": "SERIAL NOT NULL", "mysql": "INTEGER NOT NULL AUTO_INCREMENT"}.get(
+        backend, "INTEGER NOT NULL"
+    )
     return [
-        f"CREATE TABLE {table} (\n    id {id_type} NOT NULL, \n    name VARCHAR(100) NOT NULL, "
+        f"CREATE TABLE {table} (\n    id {id_type}, \n    name VARCHAR(100) NOT NULL, "
         f"\n    value INTEGER NOT NULL, \n    PRIMARY KEY (id)\n)",
         f"CREATE INDEX {table}_name_idx ON {table} (name)",
     ]
@@ -49,6 +52,22 @@ def version_sql(i: int) -> str:
 
 
 def connect(backend: str):  # type: ignore[no-untyped-def]
+    """A DBAPI connection to the ``BENCH_*`` database, not in autocommit mode.
+
+    psycopg and mysqlclient open a transaction at the first statement (end it
+    with ``commit()``); SQLite's is in autocommit: send ``BEGIN``/``COMMIT``.
+    """
+    if backend == "mysql":
+        import MySQLdb
+
+        return MySQLdb.connect(
+            host=os.environ["BENCH_MYSQL_HOST"],
+            port=int(os.environ["BENCH_MYSQL_PORT"]),
+            user=os.environ["BENCH_MYSQL_USER"],
+            password=os.environ.get("BENCH_MYSQL_PASSWORD", ""),
+            database=os.environ["BENCH_DB_NAME"],
+            charset="utf8mb4",
+        )
     if backend == "postgresql":
         import psycopg
 
@@ -68,16 +87,16 @@ def connect(backend: str):  # type: ignore[no-untyped-def]
 def upgrade(backend: str, n: int) -> None:
     connection = connect(backend)
     cursor = connection.cursor()
-    pg = backend == "postgresql"
+    server = backend != "sqlite"
     for i in range(1, n + 1):
-        if not pg:
-            cursor.execute("BEGIN")  # psycopg opens the transaction itself
+        if not server:
+            cursor.execute("BEGIN")  # psycopg and mysqlclient open the transaction themselves
         if i == 1:
             cursor.execute(CREATE_VERSION)
         for statement in ddl(i, backend):
             cursor.execute(statement)
         cursor.execute(version_sql(i))
-        if pg:
+        if server:
             connection.commit()
         else:
             cursor.execute("COMMIT")
@@ -98,11 +117,14 @@ def noop(backend: str, n: int) -> None:
 
 def sql(backend: str, n: int) -> None:
     out = [CREATE_VERSION + ";\n"]
+    transactional = backend != "mysql"
     for i in range(1, n + 1):
-        out.append("BEGIN;\n")
+        if transactional:
+            out.append("BEGIN;\n")
         out.extend(statement + ";\n" for statement in ddl(i, backend))
         out.append(version_sql(i) + ";\n")
-        out.append("COMMIT;\n")
+        if transactional:
+            out.append("COMMIT;\n")
     sys.stdout.write("\n".join(out))
 
 

@@ -58,7 +58,8 @@ SECRET_KEY = "benchmarks-only"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 INSTALLED_APPS = {apps!r}
-if os.environ.get("BENCH_DB_BACKEND", "sqlite") == "postgresql":
+BACKEND = os.environ.get("BENCH_DB_BACKEND", "sqlite")
+if BACKEND == "postgresql":
     DATABASES = {{
         "default": {{
             "ENGINE": "django.db.backends.postgresql",
@@ -67,6 +68,20 @@ if os.environ.get("BENCH_DB_BACKEND", "sqlite") == "postgresql":
             "PORT": os.environ["BENCH_PG_PORT"],
             "USER": os.environ["BENCH_PG_USER"],
             "PASSWORD": os.environ.get("BENCH_PG_PASSWORD", ""),
+        }}
+    }}
+elif BACKEND == "mysql":
+    DATABASES = {{
+        "default": {{
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": os.environ["BENCH_DB_NAME"],
+            "HOST": os.environ["BENCH_MYSQL_HOST"],
+            "PORT": os.environ["BENCH_MYSQL_PORT"],
+            "USER": os.environ["BENCH_MYSQL_USER"],
+            "PASSWORD": os.environ.get("BENCH_MYSQL_PASSWORD", ""),
+            # Full Unicode, as Django's docs advise for MySQL (and the harness's databases).
+            "OPTIONS": {{"charset": "utf8mb4"}},
+            "TEST": {{"CHARSET": "utf8mb4"}},
         }}
     }}
 else:
@@ -491,8 +506,20 @@ class RealMigration:
     django: tuple[str, ...]  # Django operations, as source
 
 
-def _seed_sql(k: int) -> str:
+def _seed_sql(k: int, backend: str) -> str:
     parent = "x" if k > 1 else "NULL"
+    if backend == "mysql":
+        # MySQL's || is OR, and a recursive CTE stops at 1,000 rows by default
+        # (MariaDB's max_recursive_iterations, MySQL's cte_max_recursion_depth):
+        # CONCAT, and the rows from two sequences of 50 crossed.
+        width = 50
+        return (
+            f"INSERT INTO {real_table(k)} (name, value, parent_id) "
+            f"WITH RECURSIVE d(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM d "
+            f"WHERE x < {width - 1}), seq(x) AS (SELECT a.x * {width} + b.x + 1 "
+            f"FROM d a CROSS JOIN d b WHERE a.x < {REAL_ROWS // width}) "
+            f"SELECT CONCAT('name ', x), x, {parent} FROM seq"
+        )
     return (
         f"INSERT INTO {real_table(k)} (name, value, parent_id) "
         f"WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq "
@@ -504,7 +531,7 @@ def _batch(table_name: str, *lines: str) -> tuple[str, ...]:
     return (f'with op.batch_alter_table("{table_name}") as batch_op:', *(f"    {x}" for x in lines))
 
 
-def _real_cycle(k: int) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+def _real_cycle(k: int, backend: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
     """(slug, upgrade lines, Django operations) of the ten migrations of cycle ``k``."""
     t, prev = real_table(k), real_table(max(k - 1, 1))
     model, prev_model = real_model(k).lower(), real_model(max(k - 1, 1)).lower()
@@ -523,7 +550,7 @@ def _real_cycle(k: int) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
         if k > 1
         else ['("parent_id", models.IntegerField(null=True)),']
     )
-    seed = _seed_sql(k)
+    seed = _seed_sql(k, backend)
     update_a = f"UPDATE {t} SET c_a = value * 3"
     update_b = f"UPDATE {t} SET ref_id = id, c_b = name WHERE value <= {REAL_ROWS // 2}"
     bump = f"UPDATE {t} SET value = value + 1"  # cycle 1 has no table before it to widen
@@ -627,15 +654,18 @@ def _real_cycle(k: int) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
     return cycle
 
 
-def real_migrations(n: int) -> list[RealMigration]:
-    """The ``n`` migrations of the real-shaped history (``n``: a multiple of 10)."""
+def real_migrations(n: int, backend: str = "sqlite") -> list[RealMigration]:
+    """The ``n`` migrations of the real-shaped history (``n``: a multiple of 10).
+
+    The same operations on every database; only the seeding SQL differs on MySQL.
+    """
     if n <= 0 or n % REAL_CYCLE:
         raise ValueError(f"the real-shaped history has whole cycles of {REAL_CYCLE}: got N={n}")
     out: list[RealMigration] = []
     for k in range(1, n // REAL_CYCLE + 1):
         base = (k - 1) * REAL_CYCLE
         merge_cycle = k % REAL_MERGE_EVERY == 0
-        for j, (slug, upgrade, django) in enumerate(_real_cycle(k), start=1):
+        for j, (slug, upgrade, django) in enumerate(_real_cycle(k, backend), start=1):
             i = base + j
             if merge_cycle and j == 8:
                 down: tuple[int, ...] = (base + 6,)  # a sibling of 7
@@ -714,16 +744,18 @@ def _real_django_migration(migration: RealMigration, names: dict[int, str]) -> s
     return textwrap.dedent(text).lstrip("\n").replace("{operations}", operations)
 
 
-def real_history(root: Path, n: int) -> Path:
+def real_history(root: Path, n: int, backend: str = "sqlite") -> Path:
     """Write the ops, Alembic and Django forms of the real-shaped history of ``n`` migrations.
 
     The floor has no files here: its statements are captured from a run of
-    the Alembic form on each database (``real.py``).
+    the Alembic form on each database (``real.py``). SQLite and PostgreSQL
+    share one history; MySQL has its own (``real-<n>-mysql``), whose seeding
+    SQL is written for it.
     """
-    base = root / f"real-{n}"
+    base = root / (f"real-{n}-mysql" if backend == "mysql" else f"real-{n}")
     if (base / ".complete").exists():
         return base
-    migrations = real_migrations(n)
+    migrations = real_migrations(n, backend)
     names = {m.i: _real_name(m) for m in migrations}
 
     ops = base / "ops"
@@ -766,7 +798,8 @@ import os
 from benchflushsettings import *  # noqa: F403
 
 INSTALLED_APPS = {apps!r}
-DATABASES["default"]["TEST"] = {{"NAME": os.environ["BENCH_TEST_DB_NAME"]}}  # noqa: F405
+TEST_DATABASE = DATABASES["default"].setdefault("TEST", {{}})  # noqa: F405
+TEST_DATABASE["NAME"] = os.environ["BENCH_TEST_DB_NAME"]
 '''
 
 _KEEPDB_TESTS = '''

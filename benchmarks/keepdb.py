@@ -53,6 +53,10 @@ def _drop_test_database(db: Database) -> None:
         for suffix in ("", "-journal", "-wal", "-shm", ".opslock"):
             Path(f"{_test_database(db)}{suffix}").unlink(missing_ok=True)
         return
+    if db.backend == "mysql":
+        assert db.my is not None
+        db.my.query(f"DROP DATABASE IF EXISTS `{PG_TEST_DATABASE}`")
+        return
     assert db.pg is not None
     with db.pg.connect() as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {PG_TEST_DATABASE} WITH (FORCE)")

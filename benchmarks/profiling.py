@@ -27,7 +27,14 @@ if __package__ in (None, ""):  # `python benchmarks/profiling.py`
     __package__ = "benchmarks"
 
 from benchmarks import generate  # noqa: E402
-from benchmarks.run import Database, child_environment, measure, ops_source, pg_server  # noqa: E402
+from benchmarks.run import (  # noqa: E402
+    Database,
+    child_environment,
+    measure,
+    my_server,
+    ops_source,
+    pg_server,
+)
 
 
 def report(path: Path, top: int) -> str:
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profiling", description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--history", choices=["synthetic", "real"], default="synthetic")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "mysql"], default="sqlite")
     parser.add_argument("--ops-rev", help="Profile django_alembic_ops as committed at this rev.")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--calls", type=int, default=50, help="post_migrate calls profiled.")
@@ -53,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg-host", default=os.environ.get("OPS_TEST_PG_HOST"))
     parser.add_argument("--pg-port", default=os.environ.get("OPS_TEST_PG_PORT"))
     parser.add_argument("--pg-user", default=os.environ.get("OPS_TEST_PG_USER") or None)
+    parser.add_argument("--mysql-host", default=os.environ.get("OPS_TEST_MYSQL_HOST"))
+    parser.add_argument("--mysql-port", default=os.environ.get("OPS_TEST_MYSQL_PORT"))
+    parser.add_argument("--mysql-user", default=os.environ.get("OPS_TEST_MYSQL_USER") or None)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="ops-profile-"))
     out = (args.out or workdir).resolve()
@@ -60,12 +70,15 @@ def main(argv: list[str] | None = None) -> None:
     pg = pg_server(args)
     if args.backend == "postgresql" and pg is None:
         raise SystemExit("profiling: PostgreSQL needs --pg-host/--pg-port or OPS_TEST_PG_*")
+    my = my_server(args)
+    if args.backend == "mysql" and my is None:
+        raise SystemExit("profiling: MySQL needs --mysql-host/--mysql-port or OPS_TEST_MYSQL_*")
     ops_src, info = ops_source(args, workdir)
     if args.history == "real":
-        project = generate.real_history(workdir, args.n) / "ops"
+        project = generate.real_history(workdir, args.n, args.backend) / "ops"
     else:
         project = generate.history(workdir, args.n) / "ops"
-    db = Database(args.backend, workdir, pg, f"ops_bench_profile_{os.getpid()}")
+    db = Database(args.backend, workdir, pg, f"ops_bench_profile_{os.getpid()}", my=my)
     env = {**child_environment(ops_src), **db.env()}
     db.fresh()
     inproc = str(Path(__file__).resolve().parent / "inproc.py")

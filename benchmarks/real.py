@@ -67,6 +67,24 @@ def columns(db: Database) -> dict[str, tuple[set[str], int]]:
         finally:
             connection.close()
         return found
+    if db.backend == "mysql":
+        assert db.my is not None
+        connection = db.my.connect(db.name)
+        try:
+            cursor = connection.cursor()
+            cursor.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND table_name LIKE 'real\\_t%'"
+            )
+            my_cols: dict[str, set[str]] = {}
+            for table, column in cursor.fetchall():
+                my_cols.setdefault(table, set()).add(column)
+            for table, cols in my_cols.items():
+                cursor.execute(f"SELECT count(*) FROM `{table}`")
+                found[table] = (cols, int(cursor.fetchone()[0]))
+        finally:
+            connection.close()
+        return found
     assert db.pg is not None
     with db.pg.connect(db.name) as connection:
         listed = connection.execute(
@@ -101,7 +119,7 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
     """One row: the full upgrade of the ``n``-migration real-shaped history, every tool."""
     from benchmarks.run import measure
 
-    project = generate.real_history(bench.workdir, n)
+    project = generate.real_history(bench.workdir, n, db.backend)
     floor_json = project / f"floor-{db.backend}.json"
     row = bench.collect(SCENARIO, db.backend, n, None)
     timeout = bench.args.timeout

@@ -6,26 +6,26 @@ are captured once per database from a run of the plain Alembic form, then
 replayed::
 
     python benchmarks/replay.py capture OUT.json    # in the Alembic project, untimed
-    python benchmarks/replay.py floor sqlite|postgresql IN.json   # timed: the floor
+    python benchmarks/replay.py floor sqlite|postgresql|mysql IN.json   # timed: the floor
 
 ``capture`` runs ``alembic upgrade heads`` in this process with SQLAlchemy
 listeners on every engine: each statement that writes (not ``SELECT``,
-``PRAGMA``, ``SHOW``: reflection and version reads are the tools' own
-business, not the work) with its parameters, grouped by the transaction
+``PRAGMA``, ``SHOW``, ``DESCRIBE``: reflection and version reads are the
+tools' own business, not the work) with its parameters, grouped by the transaction
 that committed it (one per migration: ``transaction_per_migration=True``).
-``floor`` imports nothing but ``json`` and the driver and runs each group in
-one transaction (``BEGIN`` ... ``COMMIT``, as opsmigrate and Django do), on
-the database the ``BENCH_*`` variables name.
+``floor`` imports nothing but ``json``, ``floor.py``'s ``connect`` and the
+driver and runs each group in one transaction (``BEGIN`` ... ``COMMIT``, as
+opsmigrate and Django do; on MySQL each DDL statement commits by itself
+all the same), on the database the ``BENCH_*`` variables name.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
-_READS = ("SELECT", "PRAGMA", "SHOW")
+_READS = ("SELECT", "PRAGMA", "SHOW", "DESCRIBE")
 
 
 def _jsonable(parameters: Any) -> Any:
@@ -63,38 +63,23 @@ def capture(out: str) -> None:
         json.dump({"transactions": transactions}, handle)
 
 
-def connect(backend: str) -> Any:
-    if backend == "postgresql":
-        import psycopg
-
-        return psycopg.connect(
-            host=os.environ["BENCH_PG_HOST"],
-            port=os.environ["BENCH_PG_PORT"],
-            user=os.environ["BENCH_PG_USER"],
-            password=os.environ.get("BENCH_PG_PASSWORD") or None,
-            dbname=os.environ["BENCH_DB_NAME"],
-        )
-    import sqlite3
-
-    # Autocommit at the driver level; transactions are explicit BEGIN/COMMIT.
-    return sqlite3.connect(os.environ["BENCH_DB_NAME"], isolation_level=None)
-
-
 def floor(backend: str, path: str) -> None:
+    from floor import connect  # benchmarks/floor.py: this script's directory is on sys.path
+
     with open(path) as handle:
         transactions = json.load(handle)["transactions"]
     connection = connect(backend)
     cursor = connection.cursor()
-    pg = backend == "postgresql"
+    server = backend != "sqlite"
     for i, statements in enumerate(transactions, start=1):
-        if not pg:
-            cursor.execute("BEGIN")  # psycopg opens the transaction itself
+        if not server:
+            cursor.execute("BEGIN")  # psycopg and mysqlclient open the transaction themselves
         for statement, parameters, many in statements:
             if many:
                 cursor.executemany(statement, parameters)
             else:
                 cursor.execute(statement, parameters)
-        if pg:
+        if server:
             connection.commit()
         else:
             cursor.execute("COMMIT")

@@ -1,7 +1,9 @@
 """Side-by-side benchmark: opsmigrate vs plain Alembic vs Django migrate vs the bare driver.
 
-    python -m benchmarks [--short] [--n 100 1000] [--backends sqlite postgresql] [--runs 3]
-                         [--json out.json] [--table out.txt] [--pg-host H --pg-port P --pg-user U]
+    python -m benchmarks [--short] [--n 100 1000] [--backends sqlite postgresql mysql]
+                         [--runs 3] [--json out.json] [--table out.txt]
+                         [--pg-host H --pg-port P --pg-user U]
+                         [--mysql-host H --mysql-port P --mysql-user U]
 
 Also the flush a ``TransactionTestCase`` teardown runs: the package's ``flush``
 command against Django's own, in-process on a test database. Goals (``GOALS``)
@@ -53,6 +55,8 @@ SCENARIOS = (
 DEFAULT_SCENARIOS = SCENARIOS[:-1]  # the fleet takes an hour or more at T = 1000
 PEERS = ("alembic", "django", "floor")
 PG_DATABASE = "ops_bench"
+#: The database servers the harness can use (SQLite needs none).
+SERVER_BACKENDS = ("postgresql", "mysql")
 NO_TARGET = "no autogenerate target"
 
 
@@ -79,6 +83,40 @@ class PgServer:
         )
 
 
+@dataclass
+class MyServer:
+    """A MySQL or MariaDB server (the package's ``mysql`` backend), reached with mysqlclient."""
+
+    host: str
+    port: str
+    user: str
+    password: str = field(default="", repr=False)
+
+    def connect(self, dbname: str | None = None) -> Any:
+        import MySQLdb
+
+        connection = MySQLdb.connect(
+            host=self.host,
+            port=int(self.port),
+            user=self.user,
+            password=self.password,
+            charset="utf8mb4",
+            **({"database": dbname} if dbname else {}),
+        )
+        connection.autocommit(True)
+        return connection
+
+    def query(self, sql: str, dbname: str | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement (autocommit) and return its rows."""
+        connection = self.connect(dbname)
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            connection.close()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -94,8 +132,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backends",
         nargs="+",
-        choices=["sqlite", "postgresql"],
-        help="Databases (default: sqlite postgresql).",
+        choices=["sqlite", *SERVER_BACKENDS],
+        help="Databases (default: sqlite postgresql; mysql: MySQL or MariaDB).",
     )
     parser.add_argument("--runs", type=int, help="Timed runs per measurement (default: 3).")
     parser.add_argument(
@@ -179,6 +217,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pg-user", default=os.environ.get("OPS_TEST_PG_USER") or None, help="(default: postgres)"
     )
+    parser.add_argument("--mysql-host", default=os.environ.get("OPS_TEST_MYSQL_HOST"))
+    parser.add_argument("--mysql-port", default=os.environ.get("OPS_TEST_MYSQL_PORT"))
+    parser.add_argument(
+        "--mysql-user",
+        default=os.environ.get("OPS_TEST_MYSQL_USER") or None,
+        help="(default: root; the password, if any, only from OPS_TEST_MYSQL_PASSWORD)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="Only print the table.")
     parser.add_argument(
         "--check-goals",
@@ -255,14 +300,24 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -
 
 
 class Database:
-    """One benchmark database, recreated empty before every timed process."""
+    """One benchmark database, recreated empty before every timed process.
+
+    ``pg`` / ``my``: the PostgreSQL / MySQL server, for those backends.
+    """
 
     def __init__(
-        self, backend: str, workdir: Path, pg: PgServer | None, name: str = PG_DATABASE
+        self,
+        backend: str,
+        workdir: Path,
+        pg: PgServer | None,
+        name: str = PG_DATABASE,
+        *,
+        my: MyServer | None = None,
     ) -> None:
         self.backend = backend
         self.pg = pg
-        self.name = name  # PostgreSQL's; SQLite's file is named after it
+        self.my = my
+        self.name = name  # the server's database; SQLite's file is named after it
         self.path = workdir / "db" / f"{name}.sqlite3"
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -270,6 +325,11 @@ class Database:
         if self.backend == "sqlite":
             for suffix in ("", "-journal", "-wal", "-shm", ".opslock"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return
+        if self.backend == "mysql":
+            assert self.my is not None
+            self.my.query(f"DROP DATABASE IF EXISTS `{self.name}`")
+            self.my.query(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
             return
         assert self.pg is not None
         with self.pg.connect() as connection:
@@ -280,6 +340,8 @@ class Database:
         if self.backend == "postgresql" and self.pg is not None:
             with self.pg.connect() as connection:
                 connection.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        elif self.backend == "mysql" and self.my is not None:
+            self.my.query(f"DROP DATABASE IF EXISTS `{self.name}`")
 
     def env(self) -> dict[str, str]:
         if self.backend == "sqlite":
@@ -287,6 +349,22 @@ class Database:
                 "BENCH_DB_BACKEND": "sqlite",
                 "BENCH_DB_NAME": str(self.path),
                 "BENCH_ALEMBIC_URL": f"sqlite:///{self.path}",
+            }
+        if self.backend == "mysql":
+            assert self.my is not None
+            my = self.my
+            auth = my.user + (f":{my.password}" if my.password else "")
+            return {
+                "BENCH_DB_BACKEND": "mysql",
+                "BENCH_DB_NAME": self.name,
+                "BENCH_MYSQL_HOST": my.host,
+                "BENCH_MYSQL_PORT": str(my.port),
+                "BENCH_MYSQL_USER": my.user,
+                "BENCH_MYSQL_PASSWORD": my.password,
+                # mysqlclient, the driver Django's backend uses (and the package's).
+                "BENCH_ALEMBIC_URL": (
+                    f"mysql+mysqldb://{auth}@{my.host}:{my.port}/{self.name}?charset=utf8mb4"
+                ),
             }
         assert self.pg is not None
         auth = self.pg.user + (f":{self.pg.password}" if self.pg.password else "")
@@ -313,6 +391,15 @@ class Database:
             tables = sum(1 for kind, _ in rows if kind == "table")
             indexes = sum(1 for kind, name in rows if kind == "index" and name.endswith("_idx"))
             return tables, indexes
+        if self.backend == "mysql":
+            assert self.my is not None
+            where = f"table_schema = '{self.name}' AND table_name LIKE 'bench\\_t%'"
+            tables = self.my.query(f"SELECT count(*) FROM information_schema.tables WHERE {where}")
+            indexes = self.my.query(
+                "SELECT count(DISTINCT table_name, index_name) FROM information_schema.statistics "
+                f"WHERE {where} AND index_name LIKE 'bench\\_t%\\_name\\_idx'"
+            )
+            return int(tables[0][0]), int(indexes[0][0])
         assert self.pg is not None
         with self.pg.connect(self.name) as connection:
             tables = connection.execute(
@@ -326,6 +413,9 @@ class Database:
     def server_version(self) -> str:
         if self.backend == "sqlite":
             return sqlite3.sqlite_version
+        if self.backend == "mysql":
+            assert self.my is not None
+            return str(self.my.query("SELECT VERSION()")[0][0])
         assert self.pg is not None
         with self.pg.connect() as connection:
             return str(connection.execute("SHOW server_version").fetchone()[0])
@@ -381,7 +471,7 @@ def commands(
     return argv, where
 
 
-_CREATE_TABLE = re.compile(r'CREATE TABLE "?bench_t\d{4}', re.IGNORECASE)
+_CREATE_TABLE = re.compile(r'CREATE TABLE ["`]?bench_t\d{4}', re.IGNORECASE)
 _CREATE_TABLE_OP = re.compile(r"(op\.create_table|migrations\.CreateModel)\(")
 
 
@@ -721,6 +811,7 @@ def machine_info() -> dict[str, Any]:
         "sqlalchemy": _version("SQLAlchemy"),
         "alembic": _version("alembic"),
         "psycopg": _version("psycopg"),
+        "mysqlclient": _version("mysqlclient"),
         "sqlite": sqlite3.sqlite_version,
     }
 
@@ -904,6 +995,7 @@ GOALS = (
     # Issue 17: a real-shaped history (wall time: what a deploy waits for) ...
     Goal("real upgrade: ops/alembic", "real", 0.9, _ratio_of("ops/alembic"), "x", "sqlite"),
     Goal("real upgrade: ops/alembic", "real", 1.0, _ratio_of("ops/alembic"), "x", "postgresql"),
+    Goal("real upgrade: ops/alembic", "real", 1.0, _ratio_of("ops/alembic"), "x", "mysql"),
     Goal("real upgrade: ops/django", "real", 0.5, _ratio_of("ops/django"), "x"),
     # ... offline SQL of the full history (N = 1000) ...
     Goal("offline SQL: ops/alembic", "sql", 1.0, _ratio_of("ops/alembic"), "x", min_n=1000),
@@ -973,9 +1065,21 @@ def pg_server(args: argparse.Namespace) -> PgServer | None:
     )
 
 
+def my_server(args: argparse.Namespace) -> MyServer | None:
+    if not (args.mysql_host and args.mysql_port):
+        return None
+    return MyServer(
+        args.mysql_host,
+        str(args.mysql_port),
+        args.mysql_user or "root",
+        os.environ.get("OPS_TEST_MYSQL_PASSWORD", ""),
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     pg = pg_server(args)
+    my = my_server(args)
     backends = list(args.backends)
     skipped = []
     if "postgresql" in backends and pg is None:
@@ -984,6 +1088,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(
             "benchmarks: skipping PostgreSQL: set OPS_TEST_PG_HOST/OPS_TEST_PG_PORT "
             "(and OPS_TEST_PG_USER) or pass --pg-host/--pg-port.",
+            file=sys.stderr,
+        )
+    if "mysql" in backends and my is None:
+        backends.remove("mysql")
+        skipped.append("mysql: no server given (--mysql-host/--mysql-port or OPS_TEST_MYSQL_*)")
+        print(
+            "benchmarks: skipping MySQL: set OPS_TEST_MYSQL_HOST/OPS_TEST_MYSQL_PORT "
+            "(and OPS_TEST_MYSQL_USER) or pass --mysql-host/--mysql-port.",
             file=sys.stderr,
         )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ops-bench-"))
@@ -1006,7 +1118,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fleet_result = None
     try:
         for backend in backends if set(args.scenarios) - {"fleet"} else []:
-            db = Database(backend, workdir, pg)
+            db = Database(backend, workdir, pg, my=my)
             servers[backend] = db.server_version()
             for n in args.n:
                 bench.history(db, n)
@@ -1017,7 +1129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     bench.flush(db, n)
             db.drop()
             if "real" in args.scenarios:
-                db = Database(backend, workdir, pg, real.PG_DATABASE)
+                db = Database(backend, workdir, pg, real.PG_DATABASE, my=my)
                 for n in args.real_n:
                     real.scenario(bench, db, n)
                 db.drop()
@@ -1025,7 +1137,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 startup.scenario(bench, db, args.real_n[0])
             if "keepdb" in args.scenarios:
                 for n in args.keepdb_n:
-                    keepdb.scenario(bench, Database(backend, workdir, pg, keepdb.PG_DATABASE), n)
+                    keepdb_db = Database(backend, workdir, pg, keepdb.PG_DATABASE, my=my)
+                    keepdb.scenario(bench, keepdb_db, n)
         if "fleet" in args.scenarios:
             fleet_result = fleet.run_scenario(args, pg, workdir, bench.base_env, bench.log)
     finally:

@@ -48,7 +48,7 @@ def scenario(bench: Bench, db: Database, n: int) -> None:
     """One row: each tool's start-up, ``--runs`` times, in rotating order."""
     from benchmarks.run import measure
 
-    project = generate.real_history(bench.workdir, n)
+    project = generate.real_history(bench.workdir, n, db.backend)
     row = bench.collect(SCENARIO, db.backend, None, None)
     for run in range(bench.args.runs):
         bench.log(f"  start-up (imports only), run {run + 1}/{bench.args.runs}")
