@@ -3,7 +3,7 @@
 The numbers are not checked: only that every tool ran and did the whole
 work (the harness checks each database afterwards), the shape of the JSON,
 that every goal of those scenarios was evaluated, and that the harness's
-PostgreSQL databases are gone afterwards.
+PostgreSQL and MariaDB databases are gone afterwards.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLS = {"ops", "alembic", "django", "floor"}
 
 
-def _harness(tmp_path: Path, backend: str) -> tuple[dict, int]:
+def _harness(tmp_path: Path, backend: str, *extra: str) -> tuple[dict, int]:
     out = tmp_path / f"{backend}.json"
     argv = [sys.executable, "-m", "benchmarks", "-q", "--scenarios", "real", "keepdb", "startup"]
     argv += ["--backends", backend, "--runs", "1", "--real-n", "10", "--keepdb-n", "10"]
-    argv += ["--keepdb-runs", "1", "--json", str(out)]
+    argv += ["--keepdb-runs", "1", "--json", str(out), *extra]
     process = subprocess.Popen(
         argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -89,6 +89,39 @@ def test_real_and_keepdb_scenarios_on_postgresql(tmp_path: Path, pg_alias: str) 
     assert left == []
 
 
+def test_real_and_keepdb_scenarios_on_mysql(tmp_path: Path, mysql_alias: str) -> None:
+    """The four forms of the real-shaped history run on MariaDB and end with every table,
+    its columns and its rows (the harness checks each run); keepdb and startup run too."""
+    pytest.importorskip("MySQLdb")
+    from django.conf import settings
+
+    from .conftest import mysql_execute
+
+    server = settings.DATABASES[mysql_alias]
+    where = ["--mysql-host", server["HOST"], "--mysql-port", str(server["PORT"])]
+    result, pid = _harness(tmp_path, "mysql", *where, "--mysql-user", server["USER"])
+    _assert_rows(result, "mysql")
+    assert result["meta"]["database_servers"]["mysql"]  # the server's version
+    left = mysql_execute(
+        "SELECT schema_name FROM information_schema.schemata "
+        "WHERE schema_name LIKE %s OR schema_name LIKE %s",
+        [f"%ops\\_bench\\_real\\_{pid}", f"%ops\\_bench\\_keepdb\\_{pid}"],
+    )
+    assert left == []
+
+
+def test_real_history_on_mysql_seeds_without_pipes_or_deep_recursion() -> None:
+    """MySQL's ``||`` is OR and its recursive CTEs stop at 1,000 rows by default: the
+    MySQL history seeds with CONCAT from two short sequences; the others are unchanged."""
+    mysql = generate.real_migrations(10, "mysql")[0].upgrade[-1]
+    other = generate.real_migrations(10)[0].upgrade[-1]
+    assert "CONCAT('name ', x)" in mysql and "||" not in mysql and "x < 49" in mysql
+    assert "'name ' || x" in other and f"x < {generate.REAL_ROWS}" in other
+    assert [m.slug for m in generate.real_migrations(30, "mysql")] == [
+        m.slug for m in generate.real_migrations(30)
+    ]
+
+
 def test_real_history_has_merges_and_whole_cycles() -> None:
     migrations = generate.real_migrations(30)
     merges = [m for m in migrations if len(m.down) == 2]
@@ -113,6 +146,7 @@ def test_ratio_memory_seconds_and_cpu_goals() -> None:
     rows = [
         row("real", "sqlite", 300, ratios=ratios(0.85, 0.6)),
         row("real", "postgresql", 300, ratios=ratios(0.95, 0.4)),
+        row("real", "mysql", 300, ratios=ratios(1.0, 0.5)),
         row("sql", "sqlite", 100, ratios=ratios(1.5, 1.0)),  # below min_n: not judged
         row("sql", "sqlite", 1000, ratios=ratios(0.99, 0.3)),
         row("keepdb", "sqlite", 1000, added={"cpu_s": 0.05, "wall_s": 0.12}),
@@ -120,7 +154,7 @@ def test_ratio_memory_seconds_and_cpu_goals() -> None:
     ]
     warm = {"status": "ok", "median_ms": 6.0, "cpu_median_ms": 4.0}
     rows[-1]["tools"] = {"ops": warm}
-    rows[3]["tools"] = {"ops": ok(80.0), "alembic": ok(55.0)}
+    rows[4]["tools"] = {"ops": ok(80.0), "alembic": ok(55.0)}  # the sql row at N = 1000
 
     verdicts = {
         (g["goal"], g["backend"], g["n"]): (g["value"], g["met"]) for g in harness.check_goals(rows)
@@ -131,6 +165,8 @@ def test_ratio_memory_seconds_and_cpu_goals() -> None:
         ("real upgrade: ops/alembic", "postgresql", 300): (0.95, True),  # 1.0 on PostgreSQL
         ("real upgrade: ops/django", "sqlite", 300): (0.6, False),
         ("real upgrade: ops/django", "postgresql", 300): (0.4, True),
+        ("real upgrade: ops/alembic", "mysql", 300): (1.0, True),  # 1.0 on MySQL too
+        ("real upgrade: ops/django", "mysql", 300): (0.5, True),
         ("offline SQL: ops/alembic", "sqlite", 1000): (0.99, True),
         ("offline SQL: memory over alembic", "sqlite", 1000): (25.0, False),
         ("keepdb added: cpu", "sqlite", 1000): (0.05, True),

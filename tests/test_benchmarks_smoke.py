@@ -10,6 +10,7 @@ ran, and that every goal was evaluated.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -113,6 +114,64 @@ def test_short_harness_writes_complete_json(tmp_path: Path) -> None:
     }
     assert "Goals (median ms" in results["offline"]["table"]
     assert {goal["goal"] for goal in results["processes"]["goals"]} == {"post_migrate warm call"}
+
+
+def test_history_scenarios_on_mysql_at_tiny_size(tmp_path: Path, mysql_alias: str) -> None:
+    """``--backends mysql``: the full upgrade (checked: N tables, N indexes), the no-op,
+    offline SQL (N ``CREATE TABLE``), post_migrate and the flush, every tool, N = 10;
+    the harness's databases are gone afterwards."""
+    pytest.importorskip("MySQLdb")
+    from django.conf import settings
+
+    from .conftest import mysql_execute
+
+    server = settings.DATABASES[mysql_alias]
+    out = tmp_path / "mysql.json"
+    argv = [sys.executable, "-m", "benchmarks", "-q", "--backends", "mysql", "--runs", "1"]
+    argv += ["--scenarios", "upgrade", "noop", "post_migrate", "sql", "flush", "--n", "10"]
+    argv += ["--flush-n", "10", "--flush-calls", "2", "--json", str(out)]
+    argv += ["--mysql-host", server["HOST"], "--mysql-port", str(server["PORT"])]
+    argv += ["--mysql-user", server["USER"]]
+    process = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert process.returncode == 0, process.stderr[-2000:]
+
+    result = json.loads(out.read_text())
+    assert result["meta"]["backends"] == ["mysql"] and result["meta"]["skipped"] == []
+    assert result["meta"]["database_servers"]["mysql"]
+    rows = _rows(result)
+    assert set(rows) == {"upgrade", "noop", "sql", "post_migrate", "post_migrate_first", "flush"}
+    for scenario in ("upgrade", "noop", "sql"):
+        row = rows[scenario]
+        assert (row["backend"], row["n"]) == ("mysql", 10)
+        assert set(row["tools"]) == TOOLS
+        for value in row["tools"].values():
+            _assert_measured(value, "wall_s", "maxrss_mb")
+    for value in rows["post_migrate"]["tools"].values():
+        _assert_measured(value, "median_ms")
+    flush = rows["flush"]
+    for tool in ("ops", "django"):
+        _assert_measured(flush["tools"][tool], "median_ms")
+    assert (flush["added"]["ops_tables"], flush["added"]["calls"]) == (10, 2)
+    assert {goal["backend"] for goal in result["goals"]} == {"mysql"}
+    assert all(goal["value"] is not None for goal in result["goals"])
+    left = mysql_execute(
+        "SELECT schema_name FROM information_schema.schemata "
+        "WHERE schema_name IN ('ops_bench', 'test_ops_bench')"
+    )
+    assert left == []
+
+
+def test_harness_skips_mysql_without_a_server(tmp_path: Path) -> None:
+    """No MySQL server given: the backend is left out with a note, like PostgreSQL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_TEST_MYSQL_")}
+    out = tmp_path / "none.json"
+    argv = [sys.executable, "-m", "benchmarks", "-q", "--backends", "mysql"]
+    argv += ["--scenarios", "real", "--json", str(out)]
+    process = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert "skipping MySQL: set OPS_TEST_MYSQL_HOST/OPS_TEST_MYSQL_PORT" in process.stderr
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["backends"] == [] and meta["skipped"][0].startswith("mysql: no server given")
 
 
 def test_goals_are_met_only_when_measured_within_the_limit() -> None:
