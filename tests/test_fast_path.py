@@ -72,3 +72,27 @@ def test_unreadable_header_falls_back_to_full_load(shop: Project, alias: str) ->
     assert headers.load([]) is not None
     assert not api.up_to_date(database=alias)
     assert "Applying shop.0002_dynamic... OK" in run("opsmigrate", database=alias)
+
+
+def test_version_table_is_looked_up_alone(shop: Project, alias: str) -> None:
+    """Whether the version table exists is asked of that one table, never by listing
+    every table (Django's introspection: ``SHOW FULL TABLES`` on MySQL, 8 ms with 1,000
+    tables on MariaDB), on the path every ``post_migrate`` takes."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from django_alembic_ops import conf
+
+    connection = connections[alias]
+    connection.ensure_connection()
+    with CaptureQueriesContext(connection) as new:
+        assert not api.up_to_date(database=alias)  # no version table yet
+    run("opsmigrate", database=alias)
+    with CaptureQueriesContext(connection) as migrated:
+        assert api.up_to_date(database=alias)
+
+    statements = [q["sql"] for q in (*new.captured_queries, *migrated.captured_queries)]
+    lookups = [sql for sql in statements if "version_num" not in sql]
+    assert len(lookups) == 2, statements  # one per call, and the read of the heads
+    table = conf.get().VERSION_TABLE
+    assert all(table in sql for sql in lookups), lookups
