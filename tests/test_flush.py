@@ -205,9 +205,12 @@ def test_postgresql_deletes_from_ops_tables_with_no_trigger(
     assert not any(s.startswith("DELETE") for s in statements)  # RESTART IDENTITY: all truncated
 
 
-def test_sqlite_deletes_only_from_ops_tables_with_rows(project: Project) -> None:
-    """Each DELETE costs ~50 us even on an empty table (50 ms a flush with 1,000
-    ops tables): between tests, only the ops tables that have a row are named."""
+def test_deletes_only_from_ops_tables_with_rows(project: Project, alias: str) -> None:
+    """Each DELETE costs even on an empty table (SQLite ~50 us, MariaDB ~80 us: 50 and
+    80 ms a flush with 1,000 ops tables): between tests, only the ops tables that have
+    a row are named, on SQLite and MySQL."""
+    if connections[alias].vendor == "postgresql":
+        pytest.skip("PostgreSQL decides by file size and foreign keys: the test above")
     project.app("shop")
     project.script(
         "shop",
@@ -223,20 +226,21 @@ def test_sqlite_deletes_only_from_ops_tables_with_rows(project: Project) -> None
             op.create_table("shop_empty", sa.Column("id", sa.Integer, primary_key=True))
         """,
     )
-    run("opsmigrate")
-    query("default", "INSERT INTO shop_full (id) VALUES (1)")
-    query("default", "INSERT INTO shop_to_full (id, full_id) VALUES (1, 1)")
-    connection = connections["default"]
+    run("opsmigrate", database=alias)
+    query(alias, "INSERT INTO shop_full (id) VALUES (1)")
+    query(alias, "INSERT INTO shop_to_full (id, full_id) VALUES (1, 1)")
+    connection = connections[alias]
+    quote = connection.ops.quote_name
     with flush.including_ops_tables(connection):
         statements = sql_flush(no_style(), connection, reset_sequences=False)
-    assert 'DELETE FROM "shop_full";' in statements
-    assert 'DELETE FROM "shop_to_full";' in statements
+    assert f"DELETE FROM {quote('shop_full')};" in statements
+    assert f"DELETE FROM {quote('shop_to_full')};" in statements
     assert not any("shop_empty" in s for s in statements)
-    run("flush", interactive=False, verbosity=0)
-    assert [count("default", t) for t in ("shop_full", "shop_to_full")] == [0, 0]
+    run("flush", interactive=False, database=alias, verbosity=0)
+    assert [count(alias, t) for t in ("shop_full", "shop_to_full")] == [0, 0]
     with flush.including_ops_tables(connection):
         statements = sql_flush(no_style(), connection, reset_sequences=True)
-    assert 'DELETE FROM "shop_empty";' in statements  # sequences reset: every table
+    assert any(quote("shop_empty") in s for s in statements)  # sequences reset: every table
 
 
 def test_flush_leaves_extension_and_foreign_tables_alone(project: Project, pg_alias: str) -> None:
