@@ -409,6 +409,80 @@ def test_workers_are_spawned_and_replaced_after_their_share_of_targets(
     assert len(set(pids)) == (4 if sys.version_info >= (3, 11) else 2), pids
 
 
+def test_a_worker_collects_before_it_sets_its_heap_aside() -> None:
+    """What a pool worker does once set up: garbage is collected first, not set aside
+    (frozen objects are never collected), and then the rest is frozen."""
+    import gc
+    import weakref
+
+    from django_alembic_ops import heap
+
+    class Node:
+        pass
+
+    node = Node()
+    node.self = node  # type: ignore[attr-defined]
+    cycle = weakref.ref(node)
+    del node
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        heap.freeze_for_good()
+        assert cycle() is None
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+def test_an_in_process_fleet_run_collects_while_frozen_and_unfreezes_after(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process (one job) the heap is set aside for the run only: a library
+    caller's objects go back to the collector afterwards. Garbage made during the run
+    is still freed by the fleet's own collection."""
+    import gc
+    import weakref
+
+    from django_alembic_ops.fleet import apply
+
+    class Node:
+        pass
+
+    def garbage_cycle() -> weakref.ref[Node]:
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+        return weakref.ref(node)
+
+    shop_and_billing(fleet.project)
+    fleet.tenants("fleet_a", "fleet_b", "fleet_c")
+    monkeypatch.setattr(apply, "COLLECT_EVERY", 1)
+    cycles: list[weakref.ref[Node]] = []
+    seen: list[tuple[int, bool | None]] = []
+
+    def on_result(result: Any) -> None:
+        # The cycle made after the previous target: collected after this one.
+        seen.append((gc.get_freeze_count(), cycles[-1]() is None if cycles else None))
+        cycles.append(garbage_cycle())
+
+    assert gc.get_freeze_count() == 0
+    was_enabled = gc.isenabled()
+    gc.disable()  # only the fleet's own collection may free the cycles
+    try:
+        api.migrate_fleet(tenants=True, database=fleet.alias, on_result=on_result)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+    frozen = [count for count, _ in seen]
+    assert len(seen) == 4 and all(count > 10_000 for count in frozen), seen
+    # The shared target runs on its own, then the tenants: each cycle made between
+    # two tenants' targets was freed by the collection after the second.
+    assert [freed for _, freed in seen[2:]] == [True, True], seen
+    assert gc.get_freeze_count() == 0  # handed back
+
+
 def test_showmigrations_lists_the_targets_behind_head(fleet: Fleet) -> None:
     shop_and_billing(fleet.project)
     fleet.tenants("fleet_a", "fleet_b")
@@ -446,6 +520,49 @@ def test_showmigrations_lists_the_targets_behind_head(fleet: Fleet) -> None:
     assert out.getvalue() == "  fleet_a: 2 pending: billing.0002_positive, billing.0003_more\n"
     run_fleet("--tenants", "--database", fleet.alias)
     assert run("opsmigrate", "--tenants", "--check", "--database", fleet.alias) == ""
+
+
+def test_tenants_share_their_version_and_history_statements_compiled_once(
+    fleet: Fleet,
+) -> None:
+    """Every tenant's version and history tables are one ``Table`` object each, mapped
+    to the tenant's schema by the connection: SQLAlchemy compiles their statements for
+    the first tenant and finds them in its cache for the others (it caches per object;
+    a ``Table`` per schema meant a compilation per tenant and migration)."""
+    from sqlalchemy import event
+
+    from django_alembic_ops import bridge
+
+    shop_and_billing(fleet.project)
+    add_check(fleet.project)
+    engine = bridge._engine_for(fleet.alias)
+    seen: list[tuple[str, str]] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "alembic_ops_" in statement:
+            context = args[1]
+            seen.append((" ".join(statement.split()[:3]), str(context.cache_hit)))
+
+    fleet.tenants("fleet_one")
+    out, error = run_fleet("--tenants", "--database", fleet.alias)
+    assert error is None, out
+    event.listen(engine, "after_cursor_execute", executed)
+    try:
+        fleet.tenants("fleet_one", "fleet_two", "fleet_three")
+        out, error = run_fleet("--tenants", "--database", fleet.alias)
+    finally:
+        event.remove(engine, "after_cursor_execute", executed)
+
+    assert error is None, out
+    verbs = {statement.split()[0] for statement, _ in seen}
+    assert {"INSERT", "UPDATE", "CREATE"} <= verbs, seen
+    assert [(statement, hit) for statement, hit in seen if hit.endswith("CACHE_MISS")] == []
+    # Each tenant's rows are in its own schema, none in a schema named after the stand-in.
+    assert fleet.heads("fleet_two") == fleet.heads("fleet_three") == ["b0002"]
+    assert query(fleet.alias, 'SELECT count(*) FROM "fleet_three".alembic_ops_history') == [(2,)]
+    assert query(
+        fleet.alias, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '%%django_alembic%%'"
+    ) == [(0,)]
 
 
 def test_migrate_fleet_returns_one_result_per_target(fleet: Fleet) -> None:
