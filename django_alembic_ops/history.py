@@ -22,8 +22,9 @@ import datetime
 import functools
 import hashlib
 import socket
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -32,6 +33,7 @@ from .errors import ChangedMigration
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+    from alembic.script import Script
 
     from .scripts import OpsMigration, OpsScripts
 
@@ -111,6 +113,19 @@ def checksum(migration: OpsMigration) -> str:
     return headers.checksum(migration.script.path, checksum_source)
 
 
+#: Per loaded script: the checksum of the code that was loaded. A script whose
+#: file changes is loaded anew (:func:`.scripts.load` compares sizes and
+#: mtimes), so a fleet process does not stat every script once per tenant.
+_loaded_checksums: weakref.WeakKeyDictionary[Script, str] = weakref.WeakKeyDictionary()
+
+
+def _loaded_checksum(migration: OpsMigration) -> str:
+    value = _loaded_checksums.get(migration.script)
+    if value is None:
+        value = _loaded_checksums[migration.script] = checksum(migration)
+    return value
+
+
 @dataclass(frozen=True)
 class Entry:
     """The last event of one revision."""
@@ -126,6 +141,9 @@ class Entry:
 
 
 def _exists(connection: sa.Connection, schema: str | None) -> bool:
+    # The schema the connection's schema_translate_map makes of ``schema``
+    # (a tenant's, see runner.TENANT_SCHEMA): reflection does not apply it.
+    schema = connection.schema_for_object(table(schema))
     return bool(connection.dialect.has_table(connection, TABLE, schema=schema))
 
 
@@ -143,19 +161,50 @@ def record(
     schema: str | None = None,
 ) -> None:
     """Add one event row for ``migration`` (one ``INSERT``)."""
-    connection.execute(
-        table(schema).insert(),
-        {
-            "event": event,
-            "app": migration.app_label,
-            "revision": migration.revision,
-            "name": migration.name,
-            "checksum": checksum(migration),
-            "applied_at": datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None),
-            "duration": duration,
-            "host": socket.gethostname(),
-        },
-    )
+    statement, positions = _insert(connection.dialect, connection.schema_for_object(table(schema)))
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    # On SQLite, SQLAlchemy's own format (the driver's default adapter is deprecated).
+    applied_at = now.isoformat(" ", "microseconds") if connection.dialect.name == "sqlite" else now
+    values: dict[str, Any] = {
+        "event": event,
+        "app": migration.app_label,
+        "revision": migration.revision,
+        "name": migration.name,
+        "checksum": _loaded_checksum(migration),
+        "applied_at": applied_at,
+        "duration": duration,
+        "host": socket.gethostname(),
+    }
+    params = values if positions is None else tuple(values[key] for key in positions)
+    connection.exec_driver_sql(statement, params)
+
+
+_ROW_KEYS = ("event", "app", "revision", "name", "checksum", "applied_at", "duration", "host")
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_unqualified(dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
+    compiled = table().insert().inline().compile(dialect=dialect, column_keys=_ROW_KEYS)
+    positions = compiled.positiontup
+    return compiled.string, None if positions is None else tuple(positions)
+
+
+def _insert(dialect: sa.Dialect, schema: str | None) -> tuple[str, tuple[str, ...] | None]:
+    """The history row's ``INSERT`` in ``dialect``'s own words, and its parameters' order.
+
+    Compiled once per process and sent as is: a row a migration through
+    SQLAlchemy's whole statement machinery (cache lookup, parameter
+    processing, result set-up), or a compilation per tenant schema, cost as
+    much CPU as the rest of a fleet tenant's bookkeeping. ``None``: the
+    driver takes names.
+    """
+    statement, positions = _insert_unqualified(dialect)
+    if schema is not None:
+        preparer = dialect.identifier_preparer
+        name = preparer.quote(TABLE)
+        qualified = f"{preparer.quote_schema(schema)}.{name}"
+        statement = statement.replace(f"INTO {name} ", f"INTO {qualified} ", 1)
+    return statement, positions
 
 
 def _latest(connection: sa.Connection, schema: str | None) -> dict[str, Entry]:
