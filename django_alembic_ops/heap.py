@@ -26,17 +26,3 @@ def long_lived_objects_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
-
-
-def freeze_for_good() -> None:
-    """Set aside, for the rest of the process, what it holds now (a worker's set-up).
-
-    For a process of ours that migrates target after target (a fleet's pool
-    worker): collected first, so no garbage is set aside with it. Every run's
-    :func:`long_lived_objects_frozen` then finds the heap frozen and leaves it
-    so, and a full collection walks only what was made since: a few
-    milliseconds instead of the 70 a walk over all of Django, SQLAlchemy and
-    Alembic takes.
-    """
-    gc.collect()
-    gc.freeze()

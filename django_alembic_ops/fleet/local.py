@@ -32,7 +32,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .. import heap
 from ..errors import FleetError
 from .apply import FAILED, TargetResult, migrate_target
 from .targets import FleetJob, FleetTarget
@@ -77,14 +76,10 @@ class LocalExecutor:
         ``on_result`` gets each result as it arrives; targets never started get none.
         """
         if self.jobs == 1 or (len(targets) <= 1 and self._pool is None):
-            # What this process held before the first target is set aside
-            # while it migrates them (see heap.freeze_for_good), and handed
-            # back to the collector afterwards: the caller's process goes on.
-            with heap.long_lived_objects_frozen():
-                for target in targets:
-                    if not keep_going():
-                        return
-                    on_result(migrate_target(target, job))
+            for target in targets:
+                if not keep_going():
+                    return
+                on_result(migrate_target(target, job))
             return
         pending = list(reversed(targets))
         running: dict[Future[TargetResult], FleetTarget] = {}
@@ -152,7 +147,6 @@ def _start_worker(runtime_settings: dict[str, Any], parent_pid: int) -> None:
     for name, value in runtime_settings.items():
         setattr(settings, name, value)
     django.setup()
-    heap.freeze_for_good()  # the worker is ours, and migrates target after target
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
