@@ -375,7 +375,8 @@ def test_workers_are_spawned_and_replaced_after_their_share_of_targets(
 ) -> None:
     """A forked pool inherits the parent's memory and grows with each tenant (django-tenants
     #1228): workers are spawned, so they see nothing of the parent's module state, and
-    from Python 3.11 each is replaced after TASKS_PER_WORKER targets."""
+    from Python 3.11 each is replaced after TASKS_PER_WORKER targets (here, with 4
+    tenants for 2 workers: every piece of a worker's share is one target)."""
     from django_alembic_ops.fleet import local
 
     monkeypatch.setattr(local, "TASKS_PER_WORKER", 1)
@@ -407,6 +408,23 @@ def test_workers_are_spawned_and_replaced_after_their_share_of_targets(
     assert os.getpid() not in pids
     # One target per worker from Python 3.11 (max_tasks_per_child); before, two workers.
     assert len(set(pids)) == (4 if sys.version_info >= (3, 11) else 2), pids
+
+
+def test_workers_are_not_replaced_just_as_the_run_ends() -> None:
+    """ProcessPoolExecutor replaces a worker that reached its bound even with nothing
+    left to do: a worker's start-up for nothing. The bound splits each worker's share
+    evenly, so a share within 1 % of the expected one never ends on a multiple of it."""
+    from django_alembic_ops.fleet.local import TASKS_PER_WORKER, tasks_per_worker
+
+    assert tasks_per_worker(1000, 2) > 500 + 5  # 2 jobs of 1,000: no replacement at all
+    for jobs in (1, 2, 3, 4, 8):
+        for targets in range(1, 10 * TASKS_PER_WORKER * jobs + 1, 3):
+            bound = tasks_per_worker(targets, jobs)
+            assert 1 <= bound <= TASKS_PER_WORKER * 21 // 20
+            share = -(-targets // jobs)
+            if share >= 20:
+                near = range(share - share // 100, share + share // 100 + 1)
+                assert all(done % bound for done in near), (targets, jobs, bound)
 
 
 def test_showmigrations_lists_the_targets_behind_head(fleet: Fleet) -> None:

@@ -99,7 +99,7 @@ def migrate_fleet(
         _run(
             behind,
             job,
-            celery or LocalExecutor(min(jobs or 1, len(behind))),
+            celery or LocalExecutor(min(jobs or 1, len(behind)), len(behind)),
             canary,
             max_failures,
             results,

@@ -10,7 +10,8 @@ memory (everything Django, Alembic and the scan loaded) and django-tenants'
 forked pool grows with each tenant until it runs out of memory (django-tenants
 #1228). A spawned worker starts small, collects its garbage every few targets
 (:mod:`.apply`), so its memory stays flat however large the fleet, and from
-Python 3.11 on is replaced after :data:`TASKS_PER_WORKER` targets. It gets
+Python 3.11 on is replaced after about :data:`TASKS_PER_WORKER` targets
+(:func:`tasks_per_worker`). It gets
 the parent's ``INSTALLED_APPS``, ``DATABASES`` and ``ALEMBIC_OPS`` as they
 are at run time (Django's test runner renames ``NAME`` in place), and exits
 when the parent process dies, leaving its current migration to the database
@@ -47,8 +48,10 @@ _PARENT_POLL_SECONDS = 0.5
 class LocalExecutor:
     """Migrates targets here (``jobs == 1``) or in ``jobs`` worker processes."""
 
-    def __init__(self, jobs: int = 1) -> None:
+    def __init__(self, jobs: int = 1, targets: int = 0) -> None:
+        """``targets``: how many the run has in all (it sets when workers are replaced)."""
         self.jobs = jobs
+        self.targets = targets
         self._pool: ProcessPoolExecutor | None = None
         self._broken = False
 
@@ -115,7 +118,7 @@ class LocalExecutor:
                 )
             options: dict[str, Any] = {}
             if sys.version_info >= (3, 11):
-                options["max_tasks_per_child"] = TASKS_PER_WORKER
+                options["max_tasks_per_child"] = tasks_per_worker(self.targets, self.jobs)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.jobs,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -124,6 +127,23 @@ class LocalExecutor:
                 **options,
             )
         return self._pool
+
+
+def tasks_per_worker(targets: int, jobs: int) -> int:
+    """After how many targets a worker is replaced: :data:`TASKS_PER_WORKER`, or a little more.
+
+    ``ProcessPoolExecutor`` starts a replacement for a worker that reached its
+    bound even when no target is left for it: a worker's start-up (about a
+    second of CPU) at the very end of the run, whenever a worker's share is a
+    multiple of the bound (1,000 targets, 2 jobs and a bound of 500: up to
+    two of them). So each worker's expected share is cut into equal pieces of
+    at most :data:`TASKS_PER_WORKER` and the bound is a piece and a twentieth:
+    a share within 1 % of the expected one then ends between two multiples of
+    the bound, for shares of up to ten pieces (5,000 targets a worker).
+    """
+    share = -(-max(targets, 1) // jobs)
+    piece = -(-share // -(-share // TASKS_PER_WORKER))
+    return piece + piece // 20
 
 
 def _runtime_settings() -> dict[str, Any]:
