@@ -417,6 +417,7 @@ def test_workers_are_not_replaced_just_as_the_run_ends() -> None:
     from django_alembic_ops.fleet.local import TASKS_PER_WORKER, tasks_per_worker
 
     assert tasks_per_worker(1000, 2) > 500 + 5  # 2 jobs of 1,000: no replacement at all
+    assert tasks_per_worker(4, 2) > 4  # a small fleet's uneven shares: none either
     for jobs in (1, 2, 3, 4, 8):
         for targets in range(1, 10 * TASKS_PER_WORKER * jobs + 1, 3):
             bound = tasks_per_worker(targets, jobs)

@@ -136,12 +136,18 @@ def tasks_per_worker(targets: int, jobs: int) -> int:
     bound even when no target is left for it: a worker's start-up (about a
     second of CPU) at the very end of the run, whenever a worker's share is a
     multiple of the bound (1,000 targets, 2 jobs and a bound of 500: up to
-    two of them). So each worker's expected share is cut into equal pieces of
-    at most :data:`TASKS_PER_WORKER` and the bound is a piece and a twentieth:
-    a share within 1 % of the expected one then ends between two multiples of
-    the bound, for shares of up to ten pieces (5,000 targets a worker).
+    two of them). So a share that fits in :data:`TASKS_PER_WORKER` gets that
+    bound and a twentieth (no replacement at all); a larger one is cut into
+    equal pieces of at most :data:`TASKS_PER_WORKER`, and the bound is a piece
+    and a twentieth: a share within 1 % of the expected one then ends between
+    two multiples of the bound, for shares of up to ten pieces (5,000 targets
+    a worker).
     """
     share = -(-max(targets, 1) // jobs)
+    if share <= TASKS_PER_WORKER:
+        # One piece: no worker is to be replaced, even with a share a little
+        # larger than expected (a small fleet's shares are rarely even).
+        return TASKS_PER_WORKER + TASKS_PER_WORKER // 20
     piece = -(-share // -(-share // TASKS_PER_WORKER))
     return piece + piece // 20
 
