@@ -374,6 +374,7 @@ class DjangoMigrationContext(MigrationContext):
     ops_scopes: list[_Scope]
     ops_current: tuple[Step, float] | None
     ops_recording: bool  # the step's script has returned: Alembic records it
+    ops_recording_in: str | None = None  # the table being written then, if not the version table
     #: Steps done whose transaction has not committed yet (the run's, with
     #: TRANSACTION_PER_MIGRATION off), with their time and whether their
     #: start was reported: they are reported at COMMIT.
@@ -518,7 +519,8 @@ class DjangoMigrationContext(MigrationContext):
         if at_commit:
             return f"{text}; statement: COMMIT"
         if self.ops_recording:
-            return f"recording it in {self.opts['version_table']} failed: {text}"
+            table = self.ops_recording_in or self.opts["version_table"]
+            return f"recording it in {table} failed: {text}"
         return text
 
     def failure(self, exc: BaseException | None, *, at_commit: bool = False) -> MigrationFailed:
@@ -586,7 +588,10 @@ class DjangoMigrationContext(MigrationContext):
         # Unapplied, faked or not, it is no longer applied.
         event = (history.FAKE if fake else history.APPLY) if step.forward else history.UNAPPLY
         elapsed = time.perf_counter() - self.ops_current[1]
+        # A failure now is the history row's (then Alembic's version row's).
+        self.ops_recording_in = history.TABLE
         history.record(self.connection, step.migration, event, elapsed, self.ops_tables_schema)
+        self.ops_recording_in = None
 
     def step_done(self) -> None:
         """The step ran and was recorded; reported by :meth:`confirm` once committed."""

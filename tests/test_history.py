@@ -251,3 +251,39 @@ def test_fake_apply_is_a_fake_event(shop: Project, alias: str) -> None:
     run("opsmigrate", "shop", "0002", "--fake", database=alias)
     assert [(row[0], row[2]) for row in rows(alias)] == [("apply", "s1"), ("fake", "s2")]
     assert "shop_b" not in table_names(alias)
+
+
+def test_a_history_row_the_database_refuses_fails_its_migration_and_says_so(
+    project: Project, alias: str
+) -> None:
+    """The history row is written in its migration's transaction: when the database refuses
+    it, the migration failed, the version table stays at the migration before, and the
+    message says what stayed (MySQL's DDL) or that it was rolled back."""
+    project.app("shop")
+    project.script("shop", "0001_initial", revision="s1", **one_table("shop_a"))
+    run("opsmigrate", database=alias)
+    vendor = connections[alias].vendor
+    with connections[alias].cursor() as cursor:
+        if vendor == "sqlite":
+            cursor.execute(
+                "CREATE TRIGGER no_s2 BEFORE INSERT ON alembic_ops_history "
+                "WHEN NEW.revision = 's2' BEGIN SELECT RAISE(ABORT, 'no s2 here'); END"
+            )
+        else:
+            cursor.execute(
+                "ALTER TABLE alembic_ops_history ADD CONSTRAINT no_s2 CHECK (revision <> 's2')"
+            )
+    project.script("shop", "0002_b", revision="s2", down="s1", **one_table("shop_b"))
+
+    message = run_error("opsmigrate", database=alias)
+
+    assert "shop.0002_b" in message and "\n" not in message, message
+    assert "recording it in alembic_ops_history failed" in message, message
+    assert query(alias, "SELECT version_num FROM alembic_ops_version") == [("s1",)]
+    assert [(row[0], row[2]) for row in rows(alias)] == [("apply", "s1")]
+    if vendor == "mysql":
+        assert "not rolled back" in message and "CREATE TABLE shop_b" in message, message
+        assert "shop_b" in table_names(alias)
+    else:
+        assert "rolled back" in message and "not rolled back" not in message, message
+        assert "shop_b" not in table_names(alias)
