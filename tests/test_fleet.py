@@ -343,29 +343,46 @@ def test_canaries_that_succeed_let_the_others_start(fleet: Fleet) -> None:
     assert lines(out)[-1] == "Fleet: 4 targets: 0 at head, 4 migrated, 0 failed, 0 not started (T)"
 
 
-def test_jobs_run_targets_in_worker_processes(fleet: Fleet) -> None:
+def four_tenants_recording_a_pid(
+    fleet: Fleet, *, header: str, pid: str, then: str = ""
+) -> list[str]:
+    """Four tenants whose billing.0002 writes ``pid`` (an expression) into billing_invoice."""
     shop_and_billing(fleet.project)
     fleet.project.script(
         "billing",
         "0002_pid",
         revision="b0002",
         down="b0001",
-        header="import os, time",
-        upgrade="""
-            op.execute(f"INSERT INTO billing_invoice (amount) VALUES ({os.getpid()})")
-            time.sleep(1)
+        header=header,
+        upgrade=f"""
+            op.execute(f"INSERT INTO billing_invoice (amount) VALUES ({{{pid}}})")
+            {then}
         """,
     )
     names = [f"fleet_{i}" for i in range(4)]
     fleet.tenants(*names)
+    return names
+
+
+def recorded_pids(fleet: Fleet, names: list[str]) -> list[int]:
+    return [
+        query(fleet.alias, f"SELECT amount FROM {name}.billing_invoice")[0][0] for name in names
+    ]
+
+
+def test_jobs_run_targets_in_worker_processes(fleet: Fleet) -> None:
+    names = four_tenants_recording_a_pid(
+        fleet,
+        header="import os, time",
+        pid="os.getpid()",
+        then="time.sleep(1)",
+    )
 
     out, error = run_fleet("--tenants", "--database", fleet.alias, "--jobs", "2")
 
     assert error is None, out
     assert lines(out)[-1] == "Fleet: 5 targets: 0 at head, 5 migrated, 0 failed, 0 not started (T)"
-    pids = {
-        query(fleet.alias, f"SELECT amount FROM {name}.billing_invoice")[0][0] for name in names
-    }
+    pids = set(recorded_pids(fleet, names))
     assert len(pids) == 2 and os.getpid() not in pids  # two workers, none of them this process
     assert [fleet.heads(name) for name in names] == [["b0002"]] * 4
 
@@ -381,29 +398,19 @@ def test_workers_are_spawned_and_replaced_after_their_share_of_targets(
 
     monkeypatch.setattr(local, "TASKS_PER_WORKER", 1)
     monkeypatch.setattr(local, "_set_in_the_parent_only", True, raising=False)
-    shop_and_billing(fleet.project)
-    fleet.project.script(
-        "billing",
-        "0002_pid",
-        revision="b0002",
-        down="b0001",
+    names = four_tenants_recording_a_pid(
+        fleet,
         header="import os, sys",
-        upgrade="""
-            local = sys.modules["django_alembic_ops.fleet.local"]
-            forked = hasattr(local, "_set_in_the_parent_only")
-            pid = -os.getpid() if forked else os.getpid()
-            op.execute(f"INSERT INTO billing_invoice (amount) VALUES ({pid})")
-        """,
+        # Negative in a forked worker: the parent's module state is there.
+        pid="-os.getpid() if hasattr(sys.modules['django_alembic_ops.fleet.local'], "
+        "'_set_in_the_parent_only') else os.getpid()",
     )
-    names = [f"fleet_{i}" for i in range(4)]
-    fleet.tenants(*names)
 
     out, error = run_fleet("--tenants", "--database", fleet.alias, "--jobs", "2")
 
     assert error is None, out
     assert lines(out)[-1] == "Fleet: 5 targets: 0 at head, 5 migrated, 0 failed, 0 not started (T)"
-    sql = "SELECT amount FROM {}.billing_invoice"
-    pids = [query(fleet.alias, sql.format(name))[0][0] for name in names]
+    pids = recorded_pids(fleet, names)
     assert all(pid > 0 for pid in pids), pids  # spawned: the parent's state is not there
     assert os.getpid() not in pids
     # One target per worker from Python 3.11 (max_tasks_per_child); before, two workers.
