@@ -265,6 +265,53 @@ def test_fleet_scenario_at_tiny_size(tmp_path: Path, pg_alias: str) -> None:
     assert left == []
 
 
+def test_fleet_copies_are_set_aside_until_the_end_not_dropped_before_a_run(
+    pg_alias: str,
+) -> None:
+    """A new copy of the template renames the previous one aside (dropping it just
+    before a timed run slowed that run's file creation); :meth:`drop` removes all."""
+    pytest.importorskip("psycopg")
+    from django.conf import settings
+
+    from benchmarks.fleet import FleetDatabase
+    from benchmarks.run import PgServer
+
+    from .conftest import pg_execute
+
+    server = settings.DATABASES[pg_alias]
+    db = FleetDatabase(
+        PgServer(server["HOST"], str(server["PORT"]), server["USER"], server["PASSWORD"])
+    )
+    db.name = f"ops_bench_fleet_aside_{os.getpid()}"
+    db.template_name = f"{db.name}_tpl"
+
+    def databases() -> set[str]:
+        rows = pg_execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            [db.name.replace("_", "\\_") + "%"],
+        )
+        return {name for (name,) in rows}
+
+    try:
+        pg_execute(f"CREATE DATABASE {db.template_name}")
+        db.fresh()
+        pg_execute("CREATE TABLE first_copy_marker (id int)", dbname=db.name)
+        db.fresh()
+        assert databases() == {db.name, db.template_name, f"{db.name}_1"}
+        kept = pg_execute(
+            "SELECT count(*) FROM pg_class WHERE relname = 'first_copy_marker'",
+            dbname=f"{db.name}_1",
+        )
+        assert kept == [(1,)]  # the first copy, set aside whole
+        current = pg_execute(
+            "SELECT count(*) FROM pg_class WHERE relname = 'first_copy_marker'", dbname=db.name
+        )
+        assert current == [(0,)]  # a new copy of the template
+    finally:
+        db.drop()
+    assert databases() == set()
+
+
 def test_fleet_goals_leave_out_what_was_not_measured_on_purpose() -> None:
     from benchmarks import fleet
 
