@@ -517,6 +517,43 @@ def test_tenants_share_their_version_and_history_statements_compiled_once(
     ) == [(0,)]
 
 
+def test_tenants_starting_from_the_same_heads_share_one_plan(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process plans once per starting point, not once per tenant (planning walks
+    Alembic's revision map); each tenant still gets the plan for its own heads."""
+    from django_alembic_ops import executor
+
+    shop_and_billing(fleet.project)
+    fleet.tenants("fleet_one")
+    out, error = run_fleet("--tenants", "--database", fleet.alias)
+    assert error is None, out
+    add_check(fleet.project)  # fleet_one is one migration behind, new tenants two
+    planned: list[tuple[str, ...]] = []
+    real_plan = executor.plan
+
+    def counted(alias: str, scripts: Any, target: Any, heads: Any, **options: Any) -> Any:
+        planned.append(tuple(heads))
+        return real_plan(alias, scripts, target, heads, **options)
+
+    monkeypatch.setattr(executor, "plan", counted)
+    fleet.tenants("fleet_one", "fleet_two", "fleet_three", "fleet_four")
+
+    out, error = run_fleet("--tenants", "--database", fleet.alias)
+
+    assert error is None, out
+    tenant_plans = sorted(heads for heads in planned if "s0001" not in heads)
+    assert tenant_plans == [(), ("b0001",)]  # three empty tenants, one plan; fleet_one its own
+    assert "  fleet_one: applied 1 (T)" in lines(out)
+    assert "  fleet_four: applied 2 (T)" in lines(out)
+    for schema in ("fleet_one", "fleet_two", "fleet_three", "fleet_four"):
+        assert fleet.heads(schema) == ["b0002"]
+        history = query(
+            fleet.alias, f'SELECT revision FROM "{schema}".alembic_ops_history ORDER BY id'
+        )
+        assert history == [("b0001",), ("b0002",)]
+
+
 def test_migrate_fleet_returns_one_result_per_target(fleet: Fleet) -> None:
     shop_and_billing(fleet.project)
     fleet.tenants("fleet_a", "fleet_b")
