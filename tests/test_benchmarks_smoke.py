@@ -312,6 +312,54 @@ def test_fleet_copies_are_set_aside_until_the_end_not_dropped_before_a_run(
     assert databases() == set()
 
 
+def test_plain_alembic_fleet_bound_migrates_every_schema(tmp_path: Path, pg_alias: str) -> None:
+    """``benchmarks/alembic_fleet.py`` (the fleet's plain-Alembic bound) takes each tenant
+    schema to the head in its own schema, and says so; it fails loudly when one is not."""
+    pytest.importorskip("psycopg")
+    from django.conf import settings
+
+    from benchmarks.fleet import OPS_APP, generate, ops_table
+
+    from .conftest import pg_execute
+
+    server = settings.DATABASES[pg_alias]
+    name = f"ops_alembic_fleet_{os.getpid()}"
+    project = generate(tmp_path, 4)
+    scripts = project / OPS_APP / "migrations_ops"
+    password = f":{server['PASSWORD']}" if server["PASSWORD"] else ""
+    url = (
+        f"postgresql+psycopg://{server['USER']}{password}@{server['HOST']}:{server['PORT']}/{name}"
+    )
+
+    def bound(tenants: int) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "benchmarks.alembic_fleet", "--url", url]
+        argv += ["--scripts", str(scripts), "--tenants", str(tenants), "--jobs", "2"]
+        return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    pg_execute(f"CREATE DATABASE {name}")
+    try:
+        for i in (1, 2, 3):
+            pg_execute(f"CREATE SCHEMA tenant_{i:04d}", dbname=name)
+        done = bound(3)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "plain Alembic, 3 schemas, 2 processes: wall" in done.stdout
+        heads = pg_execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = %s ORDER BY 1",
+            [ops_table(1)],
+            dbname=name,
+        )
+        assert heads == [("tenant_0001",), ("tenant_0002",), ("tenant_0003",)]
+        assert pg_execute(f"SELECT to_regclass('public.{ops_table(1)}')", dbname=name) == [(None,)]
+        # A fourth schema the run was not asked to migrate: its check says so.
+        pg_execute("CREATE SCHEMA tenant_0004", dbname=name)
+        pg_execute(f"CREATE TABLE tenant_0004.{ops_table(1)} (id int)", dbname=name)
+        failed = bound(4)
+        assert failed.returncode != 0
+        assert "a worker failed" in failed.stderr or "of 4 schemas" in failed.stderr
+    finally:
+        pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def test_fleet_goals_leave_out_what_was_not_measured_on_purpose() -> None:
     from benchmarks import fleet
 
