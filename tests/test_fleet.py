@@ -413,8 +413,13 @@ def test_workers_are_spawned_and_replaced_after_their_share_of_targets(
     pids = recorded_pids(fleet, names)
     assert all(pid > 0 for pid in pids), pids  # spawned: the parent's state is not there
     assert os.getpid() not in pids
-    # One target per worker from Python 3.11 (max_tasks_per_child); before, two workers.
-    assert len(set(pids)) == (4 if sys.version_info >= (3, 11) else 2), pids
+    # One target per worker from Python 3.11 (max_tasks_per_child). Before, the pool's
+    # workers are never replaced: at most its two (one of them may take all four
+    # targets while the other is still starting, as CI saw on 3.10).
+    if sys.version_info >= (3, 11):
+        assert len(set(pids)) == 4, pids
+    else:
+        assert 1 <= len(set(pids)) <= 2, pids
 
 
 def test_workers_are_not_replaced_just_as_the_run_ends() -> None:
