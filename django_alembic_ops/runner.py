@@ -373,8 +373,9 @@ class DjangoMigrationContext(MigrationContext):
 
     ops_scopes: list[_Scope]
     ops_current: tuple[Step, float] | None
-    ops_recording: bool  # the step's script has returned: Alembic records it
-    ops_recording_in: str | None = None  # the table being written then, if not the version table
+    #: The table the step is being recorded in, once its script has returned
+    #: (the history table, then Alembic's version table); ``None`` before.
+    ops_recording: str | None
     #: Steps done whose transaction has not committed yet (the run's, with
     #: TRANSACTION_PER_MIGRATION off), with their time and whether their
     #: start was reported: they are reported at COMMIT.
@@ -400,7 +401,7 @@ class DjangoMigrationContext(MigrationContext):
         self.ops_tables_schema = None if schema is None else TENANT_SCHEMA
         self.ops_scopes = []
         self.ops_current = None
-        self.ops_recording = False
+        self.ops_recording = None
         self.ops_unconfirmed = []
         self.ops_progress = progress
         self.ops_fake = fake
@@ -519,8 +520,7 @@ class DjangoMigrationContext(MigrationContext):
         if at_commit:
             return f"{text}; statement: COMMIT"
         if self.ops_recording:
-            table = self.ops_recording_in or self.opts["version_table"]
-            return f"recording it in {table} failed: {text}"
+            return f"recording it in {self.ops_recording} failed: {text}"
         return text
 
     def failure(self, exc: BaseException | None, *, at_commit: bool = False) -> MigrationFailed:
@@ -554,7 +554,7 @@ class DjangoMigrationContext(MigrationContext):
 
     def step_started(self, step: Step) -> None:
         self.ops_current = (step, time.perf_counter())
-        self.ops_recording = False
+        self.ops_recording = None
         self.ops_error = None
         writes, self.ops_writes = self.ops_writes, _Writes()
         if self.ops_unconfirmed:
@@ -588,10 +588,9 @@ class DjangoMigrationContext(MigrationContext):
         # Unapplied, faked or not, it is no longer applied.
         event = (history.FAKE if fake else history.APPLY) if step.forward else history.UNAPPLY
         elapsed = time.perf_counter() - self.ops_current[1]
-        # A failure now is the history row's (then Alembic's version row's).
-        self.ops_recording_in = history.TABLE
+        self.ops_recording = history.TABLE
         history.record(self.connection, step.migration, event, elapsed, self.ops_tables_schema)
-        self.ops_recording_in = None
+        self.ops_recording = self.opts["version_table"]  # Alembic's update follows
 
     def step_done(self) -> None:
         """The step ran and was recorded; reported by :meth:`confirm` once committed."""
@@ -639,7 +638,6 @@ def _instrument(context: DjangoMigrationContext, step: Step, fake: bool) -> Revi
                 raise
             except Exception as exc:
                 raise context.failure(exc) from exc
-        context.ops_recording = True
         context.record_history(step, fake)
 
     alembic_step.migration_fn = migration_fn
